@@ -1,0 +1,80 @@
+"""The README's commands: set up a virtualenv, then run the main job, the tests or the benchmarks.
+
+Needs nothing but python3 and a clone: the virtualenv (.venv), the install and the database
+(an embedded PostgreSQL unless DATABASE_URL is set) are all made here, once, and reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / "python"
+STAMP = VENV / ".etlstore-install"
+EXTRAS = ".[embedded,dev]"
+
+# The test command: each step must pass; the order puts the cheapest checks first.
+TEST_STEPS: list[list[str]] = [
+    ["ruff", "check", "."],
+    ["ruff", "format", "--check", "."],
+    ["mypy"],
+    [str(PYTHON), "-m", "codegen", "--check"],
+    [str(PYTHON), "-m", "pytest", "-q"],
+]
+
+
+def _install_fingerprint() -> str:
+    """What the install depends on: the dependency list and the Python that runs it."""
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes())
+    digest.update(sys.version.encode())
+    return digest.hexdigest()
+
+
+def ensure_venv() -> None:
+    """Create .venv and install the project into it when missing or when pyproject.toml changed."""
+    if not PYTHON.exists():
+        print("dev: creating .venv", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    fingerprint = _install_fingerprint()
+    if STAMP.exists() and STAMP.read_text() == fingerprint:
+        return
+    print(f"dev: installing etlstore{EXTRAS[1:]} into .venv", flush=True)
+    pip = [str(PYTHON), "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "install", "--upgrade", "pip"], check=True, cwd=ROOT)
+    subprocess.run([*pip, "install", "-e", EXTRAS], check=True, cwd=ROOT)
+    STAMP.write_text(fingerprint)
+
+
+def _run(step: list[str]) -> int:
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    print(f"dev: $ {' '.join(Path(step[0]).name if i == 0 else a for i, a in enumerate(step))}",
+          flush=True)
+    return subprocess.run(step, cwd=ROOT, env=env).returncode
+
+
+def main(argv: list[str]) -> int:
+    commands = ("run", "test")
+    if not argv or argv[0] not in commands:
+        print(f"usage: python3 dev.py {{{'|'.join(commands)}}} [args...]", file=sys.stderr)
+        return 2
+    ensure_venv()
+    command, rest = argv[0], argv[1:]
+    if command == "run":
+        return _run([str(BIN / "etlstore"), "demo", *rest])
+    for step in TEST_STEPS:
+        code = _run(step + (rest if step[-1] == "-q" else []))
+        if code != 0:
+            print(f"dev: failed (exit {code}): {' '.join(step)}", file=sys.stderr)
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
