@@ -54,8 +54,10 @@ def ensure_venv() -> None:
 
 def _run(step: list[str]) -> int:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    print(f"dev: $ {' '.join(Path(step[0]).name if i == 0 else a for i, a in enumerate(step))}",
-          flush=True)
+    print(
+        f"dev: $ {' '.join(Path(step[0]).name if i == 0 else a for i, a in enumerate(step))}",
+        flush=True,
+    )
     return subprocess.run(step, cwd=ROOT, env=env).returncode
 
 

