@@ -13,11 +13,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from _catalog import APP_ROLE, project_objects, role_is_used_elsewhere, schema_snapshot
 
 from etlstore._config import yoyo_url
 from etlstore._embedded import EmbeddedPostgres
 from etlstore._migrations import apply_migrations, rollback_migrations
+from tests._catalog import APP_ROLE, project_objects, role_is_used_elsewhere, schema_snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 MIGRATIONS = REPO / "migrations"

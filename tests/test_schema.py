@@ -8,8 +8,9 @@ from uuid import UUID
 
 import psycopg
 import pytest
-from _catalog import APP_ROLE, uncovered_foreign_keys
 from psycopg import errors
+
+from tests._catalog import APP_ROLE, uncovered_foreign_keys
 
 TABLES = {
     "users", "roles", "permissions", "user_roles", "role_permissions",

@@ -1,0 +1,2 @@
+-- name: pipelines_described()
+SELECT id, coalesce(description, '') AS description FROM pipelines;

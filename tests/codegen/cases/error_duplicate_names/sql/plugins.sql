@@ -1,0 +1,2 @@
+-- name: get_thing(id)^
+SELECT id, name FROM plugins WHERE id = :id;

@@ -1,0 +1,2 @@
+-- name: get_pipeline^
+SELECT id FROM pipelines WHERE id = :id;

@@ -1,0 +1,2 @@
+-- name: sums()^
+SELECT 1 + 1;

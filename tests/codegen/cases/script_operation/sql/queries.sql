@@ -1,0 +1,3 @@
+-- name: reset_metrics#
+-- A script: no parameters, no result.
+TRUNCATE component_metrics;
