@@ -3,6 +3,18 @@
 
 Modules:
 - models
+- audit_log
+- component_metrics
+- config_versions
+- dataclasses
+- events
+- job_executions
+- jobs
+- pipeline_executions
+- pipelines
+- plugins
+- step_executions
+- users
 """
 
 from ._executor import Executor
