@@ -1,4 +1,4 @@
-"""The SQL conventions' examples are files the golden cases generate and run, so they cannot rot."""
+"""The README's SQL conventions show files the golden cases generate and run, so they cannot rot."""
 
 from __future__ import annotations
 
@@ -12,20 +12,18 @@ from tests.codegen.casekit import CASES
 
 _REPO = Path(__file__).resolve().parents[2]
 _SECTION = "## SQL conventions"
+_README = _REPO / "README.md"
 
 
 def _section(path: Path) -> str:
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if _SECTION not in text:
-        return ""
+    text = path.read_text(encoding="utf-8")
+    assert _SECTION in text, f"{path.name} has no {_SECTION!r} section"
     after = text.split(_SECTION, 1)[1]
     return re.split(r"^## ", after, flags=re.MULTILINE)[0]
 
 
 def _sql_examples() -> list[str]:
-    examples: list[str] = []
-    for path in (_REPO / "docs" / "sql-conventions.md", _REPO / "README.md"):
-        examples += re.findall(r"```sql\n(.*?)```", _section(path), flags=re.DOTALL)
+    examples = re.findall(r"```sql\n(.*?)```", _section(_README), flags=re.DOTALL)
     return [textwrap.dedent(e) for e in examples]
 
 
@@ -40,9 +38,7 @@ def test_every_sql_example_is_part_of_a_golden_case(example: str) -> None:
 
 
 def _python_lines() -> list[str]:
-    blocks = re.findall(
-        r"```python\n(.*?)```", _section(_REPO / "docs" / "sql-conventions.md"), flags=re.DOTALL
-    )
+    blocks = re.findall(r"```python\n(.*?)```", _section(_README), flags=re.DOTALL)
     return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
 
 
