@@ -7,6 +7,8 @@ they start a throwaway embedded cluster with pg_stat_statements loaded.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from etlstore._embedded import EmbeddedPostgres
 from etlstore._migrations import apply_migrations
 
 REPO = Path(__file__).resolve().parents[1]
+_OWN_BASETEMP = pytest.StashKey[Path]()
 MIGRATIONS = REPO / "migrations"
 
 # Durability is not under test here; these make the throwaway cluster several times faster.
@@ -32,6 +35,24 @@ _TEST_CLUSTER_SETTINGS = {
     "full_page_writes": "off",
     "max_connections": "200",
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the session a temporary root of its own, outside /tmp/pytest-of-<user>.
+
+    Clusters run as another system user when the tests run as root, so their data dirs need a
+    traversable path; every pytest session resets /tmp/pytest-of-<user> to mode 0700, which would
+    cut a running cluster of a concurrent session off from its files.
+    """
+    if config.option.basetemp is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="etlstore-pytest-")
+        config.stash[_OWN_BASETEMP] = Path(config.option.basetemp)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = config.stash.get(_OWN_BASETEMP, None)
+    if own is not None:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def with_database(dsn: str, database: str) -> str:

@@ -88,6 +88,8 @@ def test_a_taken_port_is_a_clear_error_naming_the_port(server: EmbeddedPostgres)
     assert port is not None
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        # The stopped server's closed connections may sit in TIME_WAIT on this port.
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
         with pytest.raises(PortInUse, match=f"port {port} on 127.0.0.1.*--port"):

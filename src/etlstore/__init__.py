@@ -1,3 +1,18 @@
 """etlstore: a raw-SQL data access layer with code generation for PostgreSQL."""
 
-__all__: list[str] = []
+from etlstore import errors
+from etlstore._connect import connect
+from etlstore._database import Database, Health, PoolStats, Stats
+from etlstore._observability import QueryStats
+from etlstore._transaction import Transaction
+
+__all__ = [
+    "Database",
+    "Health",
+    "PoolStats",
+    "QueryStats",
+    "Stats",
+    "Transaction",
+    "connect",
+    "errors",
+]

@@ -1,0 +1,254 @@
+"""``Database``: a pool with the executor surface, whose reads cost exactly one round trip.
+
+On release nothing is sent (asyncpg's default pool sends a reset script, a second round trip per
+checkout); instead this layer never leaves session state behind (no LISTEN, session advisory
+locks, temp tables or session-level SET: transactions use SET LOCAL semantics only) and drops any
+connection returned inside a transaction or mid-cancellation (``FastPool.give``). How
+connections are set up is in ``_connect``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from time import perf_counter
+from types import TracebackType
+from typing import Final, TypeVar, TypeVarTuple
+
+import asyncpg
+
+from etlstore._executor import Connection, ExecutorMethods
+from etlstore._observability import QueryObserver, QueryStats
+from etlstore._pool import FastPool
+from etlstore._retry import run_in_transaction
+from etlstore._transaction import Isolation, Transaction
+from etlstore._translate import CONSTRAINT_COLUMNS_SQL, cannot_connect, translate
+
+__all__ = ["Database", "Health", "PoolStats", "Stats"]
+
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
+
+_HEALTH_SQL: Final = (
+    "-- etlstore_health (etlstore runtime)\nSELECT current_setting('server_version')"
+)
+_MAX_CACHED_CONSTRAINTS = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """Connections of the pool right now."""
+
+    size: int
+    idle: int
+    in_use: int
+    waiting: int
+    min_size: int
+    max_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """``Database.stats()``: the pool now and per-query counters since the database opened."""
+
+    pool: PoolStats
+    queries: dict[str, QueryStats]
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """``Database.health()``: the result of one round trip."""
+
+    server_version: str
+    latency_s: float
+    pool: PoolStats
+
+
+class Database(ExecutorMethods):
+    """A connection pool with the executor surface; pass it to generated query functions.
+
+    Each call checks a connection out for one statement (autocommit), so a read is exactly one
+    round trip. Use ``transaction()`` for several statements that must see or commit together.
+    """
+
+    __slots__ = (
+        "_acquire_timeout",
+        "_columns",
+        "_fast",
+        "_observer",
+        "_pool",
+        "_retry_rng",
+        "_where",
+    )
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        where: str,
+        observer: QueryObserver,
+        acquire_timeout: float | None,
+        max_inactive_connection_lifetime: float,
+    ) -> None:
+        self._pool = pool
+        self._fast = FastPool(
+            pool, max_inactive_connection_lifetime=max_inactive_connection_lifetime
+        )
+        self._observer = observer
+        self._acquire_timeout = acquire_timeout
+        self._where = where
+        self._columns: dict[tuple[str, str, str], tuple[str, ...]] = {}
+        self._retry_rng = random.Random()
+
+    def __repr__(self) -> str:
+        return f"<etlstore.Database {self._where}>"
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The asyncpg pool underneath (it sends no reset query on release: see module doc)."""
+        return self._pool
+
+    async def close(self) -> None:
+        """Wait for checked-out connections to come back, then close them all."""
+        self._fast.close()
+        await self._pool.close()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _run(self, sql: str, call: Callable[[Connection], Awaitable[_T]]) -> _T:
+        # The hot path of every read: keep it to a synchronous take/give and two clock reads.
+        fast = self._fast
+        holder = fast.take()
+        if holder is None:
+            try:
+                holder = await fast.take_waiting(self._acquire_timeout)
+            except BaseException as exc:
+                error = cannot_connect(exc)
+                if error is None:
+                    raise
+                raise error from exc
+        con = holder._con
+        start = perf_counter()
+        try:
+            result = await call(con)
+        except BaseException as exc:
+            duration = perf_counter() - start
+            fast.give(holder, con)
+            # Autocommit: a statement sent on a connection that was then lost may have committed.
+            error = await translate(exc, sql, may_have_committed=True, lookup=self._columns_of)
+            self._observer.record(sql, duration, error or exc)
+            if error is None:
+                raise
+            raise error from exc
+        duration = perf_counter() - start
+        fast.give(holder, con)
+        self._observer.record(sql, duration, None)
+        return result
+
+    async def _columns_of(self, schema: str, table: str, constraint: str) -> tuple[str, ...]:
+        """The columns of a constraint from the catalog (cached); () if no connection is free."""
+        key = (schema, table, constraint)
+        cached = self._columns.get(key)
+        if cached is not None:
+            return cached
+        fast = self._fast
+        holder = fast.take()
+        if holder is None:
+            if not fast.has_free_holder():
+                return ()  # never wait for a busy pool while raising: its connections may be ours
+            try:
+                holder = await fast.take_waiting(self._acquire_timeout)  # opens a connection
+            except Exception:
+                return ()
+        con = holder._con
+        try:
+            found = await con.fetchval(CONSTRAINT_COLUMNS_SQL, schema, table, constraint)
+        except Exception:
+            return ()
+        finally:
+            fast.give(holder, con)
+        columns = tuple(found)
+        if columns and len(self._columns) < _MAX_CACHED_CONSTRAINTS:
+            self._columns[key] = columns
+        return columns
+
+    def transaction(
+        self,
+        *,
+        isolation: Isolation | None = None,
+        readonly: bool = False,
+        deferrable: bool = False,
+    ) -> Transaction:
+        """``async with db.transaction() as tx:`` an executor on one connection in one transaction.
+
+        ``isolation`` None means the server's default (read committed unless configured).
+        """
+        return Transaction(self, isolation, readonly, deferrable)
+
+    async def run_in_transaction(
+        self,
+        fn: Callable[[Transaction, *_Ts], Awaitable[_T]],
+        *args: *_Ts,
+        attempts: int = 5,
+        isolation: Isolation | None = "serializable",
+        readonly: bool = False,
+        deferrable: bool = False,
+        base_delay_s: float = 0.005,
+        max_delay_s: float = 0.5,
+    ) -> _T:
+        """``await fn(tx, *args)`` in a transaction, run again on a serialization failure.
+
+        Retried only on SerializationConflict (40001 serialization_failure, 40P01
+        deadlock_detected), at most ``attempts`` runs in all, sleeping a jittered exponential
+        backoff between them. Everything else propagates at once: constraint violations,
+        timeouts, programming errors, and OutcomeUnknown (the COMMIT's fate is unknown: see
+        docs/runtime.md for the idempotency-key pattern). ``fn`` must have no effects outside the
+        transaction, since it may run more than once.
+        """
+        return await run_in_transaction(
+            self,
+            fn,
+            args,
+            attempts=attempts,
+            isolation=isolation,
+            readonly=readonly,
+            deferrable=deferrable,
+            base_delay_s=base_delay_s,
+            max_delay_s=max_delay_s,
+            rng=self._retry_rng,
+        )
+
+    def _pool_stats(self) -> PoolStats:
+        size, idle, in_use, waiting = self._fast.stats()
+        return PoolStats(
+            size=size,
+            idle=idle,
+            in_use=in_use,
+            waiting=waiting,
+            min_size=self._pool.get_min_size(),
+            max_size=self._pool.get_max_size(),
+        )
+
+    def stats(self) -> Stats:
+        """Pool occupancy now, and calls/errors/total/max time per query name so far."""
+        return Stats(pool=self._pool_stats(), queries=self._observer.snapshot())
+
+    async def health(self) -> Health:
+        """One round trip to the server: its version, the latency, and the pool's state."""
+        start = perf_counter()
+        version = await self.fetchval(_HEALTH_SQL)
+        return Health(
+            server_version=str(version),
+            latency_s=perf_counter() - start,
+            pool=self._pool_stats(),
+        )
