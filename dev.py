@@ -26,6 +26,8 @@ TEST_STEPS: list[list[str]] = [
     ["ruff", "format", "--check", "."],
     ["mypy"],
     [str(PYTHON), "-m", "codegen", "--check"],
+    [str(PYTHON), "-m", "codegen", "docs", "--check"],
+    [str(PYTHON), "-m", "codegen", "vet"],
     [str(PYTHON), "-m", "pytest", "-q"],
 ]
 

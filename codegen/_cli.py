@@ -30,7 +30,7 @@ from codegen._write import FormatError, format_sources, stale_files, write_files
 from etlstore._config import asyncpg_dsn
 from etlstore._embedded import EmbeddedPostgres, EmbeddedServerError
 
-__all__ = ["Settings", "build", "main", "throwaway_database"]
+__all__ = ["Settings", "build", "load_settings", "main", "throwaway_database"]
 
 
 class Settings(msgspec.Struct, frozen=True):
@@ -57,7 +57,8 @@ def _project_root(start: Path) -> Path:
     return start
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def load_settings(args: argparse.Namespace) -> Settings:
+    """Settings from pyproject.toml's [tool.codegen], overridden by the command line's flags."""
     root = _project_root(Path.cwd())
     table: dict[str, str] = {}
     pyproject = root / "pyproject.toml"
@@ -160,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
 def _generate(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = _settings(args)
+        settings = load_settings(args)
     except tomllib.TOMLDecodeError as exc:
         print(f"codegen: error: pyproject.toml: {exc}", file=sys.stderr)
         return 1
@@ -198,7 +199,20 @@ def _write(settings: Settings, files: dict[str, str]) -> int:
     return 0
 
 
-_COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {}
+def _vet(argv: Sequence[str]) -> int:
+    # Imported on use: codegen._vet builds on this module's settings and throwaway database.
+    from codegen._vet import main as vet_main
+
+    return vet_main(argv)
+
+
+def _docs(argv: Sequence[str]) -> int:
+    from codegen._docs import main as docs_main
+
+    return docs_main(argv)
+
+
+_COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"vet": _vet, "docs": _docs}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

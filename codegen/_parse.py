@@ -32,7 +32,8 @@ __all__ = [
 _HEADER = re.compile(r"^\s*--\s*name\s*:\s*(?P<spec>.*?)\s*$")
 _COMMENT = re.compile(r"^\s*--\s?(?P<text>.*?)\s*$")
 _DIRECTIVE = re.compile(r"^@(?P<name>\w+)\s*(?P<arg>.*)$")
-_KNOWN_DIRECTIVES = ("nullable", "json")
+# @vet is read by codegen._vet (`-- @vet allow <rule>: <reason>`).
+_KNOWN_DIRECTIVES = ("nullable", "json", "vet")
 # Operations whose parameter list aiosql does not require (it requires one for the others).
 _OPTIONAL_PARAM_LIST = ("#", "*!", "<!")
 
