@@ -28,7 +28,8 @@ COMMENT ON COLUMN plugins.version IS 'Version string of the installed plugin, as
 COMMENT ON COLUMN plugins.namespace IS 'Prefix under which the plugin reads its settings (e.g. tap_postgres).';
 COMMENT ON COLUMN plugins.settings_schema IS 'JSON Schema of the settings a step may give this plugin.';
 COMMENT ON COLUMN plugins.is_enabled IS 'False hides the plugin from new steps; existing steps keep it.';
-CREATE INDEX plugins_plugin_type_name_idx ON plugins (plugin_type, name);
+-- Plugins of one type sorted as listed, by (name, variant).
+CREATE INDEX plugins_plugin_type_name_variant_idx ON plugins (plugin_type, name, variant);
 CREATE INDEX plugins_created_at_id_idx ON plugins (created_at, id);
 CREATE TRIGGER plugins_set_updated_at BEFORE UPDATE ON plugins
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();

@@ -67,7 +67,8 @@ CREATE TABLE pipeline_steps (
 COMMENT ON TABLE pipeline_steps IS 'The ordered steps of a pipeline, each running one plugin.';
 COMMENT ON COLUMN pipeline_steps.position IS 'Order of the step in its pipeline (ascending, unique per pipeline).';
 COMMENT ON COLUMN pipeline_steps.configuration IS 'Settings given to the plugin, checked against plugins.settings_schema by the platform.';
-CREATE INDEX pipeline_steps_plugin_id_idx ON pipeline_steps (plugin_id);
+-- The steps that use a plugin, in keyset pages (and the plugin_id foreign key).
+CREATE INDEX pipeline_steps_plugin_id_id_idx ON pipeline_steps (plugin_id, id);
 CREATE TRIGGER pipeline_steps_set_updated_at BEFORE UPDATE ON pipeline_steps
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();
 

@@ -62,6 +62,9 @@ CREATE INDEX pipeline_executions_pipeline_id_queued_at_idx
 -- Claiming: the oldest queued executions first; small, since queued rows are few at any time.
 CREATE INDEX pipeline_executions_queued_idx
     ON pipeline_executions (queued_at, id) WHERE status = 'queued';
+-- Claiming per pipeline: the oldest queued executions of each pipeline whose lock was taken.
+CREATE INDEX pipeline_executions_pipeline_id_queued_idx
+    ON pipeline_executions (pipeline_id, queued_at, id) WHERE status = 'queued';
 -- The currently running executions, overall and per pipeline (max_concurrent_executions).
 CREATE INDEX pipeline_executions_running_idx
     ON pipeline_executions (pipeline_id, started_at) WHERE status = 'running';

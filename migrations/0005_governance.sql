@@ -28,9 +28,10 @@ COMMENT ON COLUMN audit_log.entity_id IS 'Id of the changed entity as text (a uu
 COMMENT ON COLUMN audit_log.before IS 'The entity before the change; NULL when it was created.';
 COMMENT ON COLUMN audit_log.after IS 'The entity after the change; NULL when it was deleted.';
 COMMENT ON COLUMN audit_log.at IS 'When the change was made.';
--- The history of one entity, newest first.
-CREATE INDEX audit_log_entity_idx ON audit_log (entity_type, entity_id, at DESC);
--- What one user did (and the actor_user_id foreign key).
-CREATE INDEX audit_log_actor_user_id_at_idx ON audit_log (actor_user_id, at DESC);
--- Everything over a time window; also the retention scan by age.
-CREATE INDEX audit_log_at_idx ON audit_log (at);
+-- The history of one entity, newest first; id breaks ties on `at` for keyset pages.
+CREATE INDEX audit_log_entity_type_entity_id_at_id_idx
+    ON audit_log (entity_type, entity_id, at DESC, id DESC);
+-- What one user did, newest first (and the actor_user_id foreign key).
+CREATE INDEX audit_log_actor_user_id_at_id_idx ON audit_log (actor_user_id, at DESC, id DESC);
+-- Everything over a time window in keyset pages; also the retention scan by age.
+CREATE INDEX audit_log_at_id_idx ON audit_log (at, id);
