@@ -48,7 +48,7 @@ CREATE TABLE roles (
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
-COMMENT ON TABLE roles IS 'Named sets of permissions granted to users (e.g. admin, operator, viewer).';
+COMMENT ON TABLE roles IS 'Named sets of permissions granted to users (e.g. admin, operator, viewer). @vet small: a deployment defines tens of roles.';
 CREATE INDEX roles_created_at_id_idx ON roles (created_at, id);
 CREATE TRIGGER roles_set_updated_at BEFORE UPDATE ON roles
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();
@@ -61,7 +61,7 @@ CREATE TABLE permissions (
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
-COMMENT ON TABLE permissions IS 'Actions a role may allow.';
+COMMENT ON TABLE permissions IS 'Actions a role may allow. @vet small: the permission codes are a fixed catalog of tens to hundreds.';
 COMMENT ON COLUMN permissions.code IS 'Stable machine name, resource:action, e.g. pipeline:run.';
 CREATE INDEX permissions_created_at_id_idx ON permissions (created_at, id);
 CREATE TRIGGER permissions_set_updated_at BEFORE UPDATE ON permissions
@@ -84,6 +84,6 @@ CREATE TABLE role_permissions (
     granted_at timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT role_permissions_pkey PRIMARY KEY (role_id, permission_id)
 );
-COMMENT ON TABLE role_permissions IS 'Which permissions each role allows.';
+COMMENT ON TABLE role_permissions IS 'Which permissions each role allows. @vet small: roles times permissions, a few thousand rows at most.';
 COMMENT ON COLUMN role_permissions.granted_at IS 'When the permission was added to the role.';
 CREATE INDEX role_permissions_permission_id_role_id_idx ON role_permissions (permission_id, role_id);

@@ -96,7 +96,7 @@ CREATE TABLE tags (
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
-COMMENT ON TABLE tags IS 'Labels for grouping and finding jobs.';
+COMMENT ON TABLE tags IS 'Labels for grouping and finding jobs. @vet small: a curated vocabulary of at most hundreds of labels.';
 CREATE INDEX tags_created_at_id_idx ON tags (created_at, id);
 CREATE TRIGGER tags_set_updated_at BEFORE UPDATE ON tags
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();

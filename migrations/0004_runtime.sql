@@ -68,6 +68,9 @@ CREATE INDEX pipeline_executions_pipeline_id_queued_idx
 -- The currently running executions, overall and per pipeline (max_concurrent_executions).
 CREATE INDEX pipeline_executions_running_idx
     ON pipeline_executions (pipeline_id, started_at) WHERE status = 'running';
+-- The running executions overall, oldest first (list_running_pipeline_executions).
+CREATE INDEX pipeline_executions_running_started_at_idx
+    ON pipeline_executions (started_at, id) WHERE status = 'running';
 -- Counts by status over a time window; also the retention scan by age.
 CREATE INDEX pipeline_executions_queued_at_status_idx ON pipeline_executions (queued_at, status);
 -- Failure rate per pipeline over the last day: finished executions by time.
@@ -149,6 +152,9 @@ CREATE INDEX job_executions_job_id_queued_at_idx
     ON job_executions (job_id, queued_at DESC, id DESC);
 CREATE INDEX job_executions_queued_idx ON job_executions (queued_at, id) WHERE status = 'queued';
 CREATE INDEX job_executions_running_idx ON job_executions (job_id, started_at) WHERE status = 'running';
+-- The running executions overall, oldest first (list_running_job_executions).
+CREATE INDEX job_executions_running_started_at_idx
+    ON job_executions (started_at, id) WHERE status = 'running';
 CREATE INDEX job_executions_queued_at_status_idx ON job_executions (queued_at, status);
 CREATE INDEX job_executions_finished_at_idx
     ON job_executions (finished_at) INCLUDE (job_id, status) WHERE finished_at IS NOT NULL;

@@ -30,6 +30,7 @@ ORDER BY recorded_at
 LIMIT :limit;
 
 -- name: list_component_metric_aggregates(component_id, since, until)
+-- @vet allow unbounded: one row per metric name of one component: tens
 -- Per metric of one component: count, min, max, average and sum in [since, until).
 SELECT metric_name,
        count(*) AS samples,
@@ -43,6 +44,7 @@ GROUP BY metric_name
 ORDER BY metric_name;
 
 -- name: list_job_component_metric_aggregates(job_id, since, until)
+-- @vet allow unbounded: one row per component and metric of one job: hundreds at most
 -- Per component of a job and metric: count, min, max, average and sum in [since, until).
 --
 -- Sorted by component name, then metric.
@@ -61,6 +63,7 @@ GROUP BY c.id, c.name, m.metric_name
 ORDER BY c.name, m.metric_name;
 
 -- name: list_job_execution_metric_aggregates(job_execution_id)
+-- @vet allow unbounded: one row per component and metric of one execution: hundreds at most
 -- Per component and metric, the aggregates of the values recorded during one job execution.
 SELECT component_id,
        metric_name,

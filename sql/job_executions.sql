@@ -106,6 +106,7 @@ RETURNING id, job_id, status, attempt, triggered_by, triggered_by_user_id, idemp
           rows_processed, error, context, updated_at;
 
 -- name: fail_stale_job_executions(heartbeat_before)
+-- @vet allow unbounded: only claims whose worker stopped sending heartbeats: at most the worker slots
 -- Fail the running job executions with no heartbeat since heartbeat_before.
 --
 -- Their worker died; they are returned so that the caller can requeue each.
@@ -141,6 +142,7 @@ ORDER BY started_at, id
 LIMIT :limit;
 
 -- name: count_job_executions_by_status(since, until)
+-- @vet allow unbounded: one row per status: five at most
 -- How many job executions were queued in [since, until), per status.
 SELECT status, count(*) AS count
 FROM job_executions
@@ -149,6 +151,7 @@ GROUP BY status
 ORDER BY status;
 
 -- name: list_job_failure_rates(since)
+-- @vet allow unbounded: one row per job that finished a run in the last day: bounded by the job catalog
 -- Per job, the executions finished since `since` and the fraction that failed.
 --
 -- Counts succeeded and failed ones (not cancelled); worst first. Jobs with none are absent.

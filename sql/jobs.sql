@@ -117,6 +117,7 @@ RETURNING job_id, tag_id, created_at;
 DELETE FROM job_tags WHERE job_id = :job_id AND tag_id = :tag_id;
 
 -- name: list_job_tags(job_id)
+-- @vet allow unbounded: a job carries a handful of tags
 -- The tags of a job, sorted by name.
 SELECT t.id, t.name, t.created_at, t.updated_at
 FROM job_tags AS jt
@@ -151,6 +152,7 @@ FROM components
 WHERE job_id = :job_id AND name = :name;
 
 -- name: list_components(job_id)
+-- @vet allow unbounded: a job has tens of components
 -- A job's components sorted by name (jobs have tens of components, so no paging).
 SELECT id, job_id, name, component_type, configuration, status, dataclass_id, created_at,
        updated_at
@@ -159,6 +161,7 @@ WHERE job_id = :job_id
 ORDER BY name;
 
 -- name: list_components_in_topological_order(job_id)
+-- @vet allow unbounded: a job has tens of components
 -- A job's components, each after those it depends on.
 --
 -- depth is the length of the longest dependency chain leading to the component (0: none);
@@ -179,6 +182,7 @@ GROUP BY c.id
 ORDER BY max(chain.depth), c.name;
 
 -- name: list_components_by_dataclass(dataclass_id)
+-- @vet allow unbounded: the components that use one dataclass: tens
 -- The components that produce a dataclass (what blocks deleting it), by job and name.
 SELECT id, job_id, name, component_type, configuration, status, dataclass_id, created_at,
        updated_at
@@ -257,6 +261,7 @@ DELETE FROM component_dependencies
 WHERE job_id = :job_id AND component_id = :component_id AND depends_on_id = :depends_on_id;
 
 -- name: list_component_dependencies(job_id)
+-- @vet allow unbounded: the edges of one job's graph: tens
 -- A job's edges: component_id runs after depends_on_id.
 SELECT job_id, component_id, depends_on_id, created_at
 FROM component_dependencies

@@ -159,6 +159,7 @@ RETURNING id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, 
           rows_processed, error, context, updated_at;
 
 -- name: fail_stale_pipeline_executions(heartbeat_before)
+-- @vet allow unbounded: only claims whose worker stopped sending heartbeats: at most the worker slots
 -- Fail the running executions with no heartbeat since heartbeat_before.
 --
 -- Their worker died; they are returned so that the caller can requeue each.
@@ -198,6 +199,7 @@ LIMIT :limit;
 SELECT count(*) FROM pipeline_executions WHERE pipeline_id = :pipeline_id AND status = 'running';
 
 -- name: count_pipeline_executions_by_status(since, until)
+-- @vet allow unbounded: one row per status: five at most
 -- How many executions were queued in [since, until), per status (statuses with none are absent).
 SELECT status, count(*) AS count
 FROM pipeline_executions
@@ -206,6 +208,7 @@ GROUP BY status
 ORDER BY status;
 
 -- name: list_pipeline_failure_rates(since)
+-- @vet allow unbounded: one row per pipeline that finished a run in the last day: bounded by the pipeline catalog
 -- Per pipeline, the executions finished since `since` and the fraction that failed.
 --
 -- Counts succeeded and failed ones (not cancelled); worst first. Pipelines with none are absent.

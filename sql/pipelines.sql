@@ -122,6 +122,7 @@ FROM pipeline_steps
 WHERE id = :id;
 
 -- name: list_pipeline_steps(pipeline_id)
+-- @vet allow unbounded: a pipeline has tens of steps
 -- A pipeline's steps in position order (lazy loading; pipelines have few steps, so no paging).
 SELECT id, pipeline_id, position, plugin_id, configuration, created_at, updated_at
 FROM pipeline_steps

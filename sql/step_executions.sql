@@ -2,6 +2,7 @@
 -- pipeline execution writes them; no claiming of their own.
 
 -- name: create_step_executions(pipeline_execution_id)
+-- @vet allow unbounded: one row per step of one pipeline: tens
 -- Queue one step execution per current step of the execution's pipeline.
 --
 -- In position order; what a worker does right after claiming.
@@ -30,6 +31,7 @@ FROM step_executions
 WHERE id = :id;
 
 -- name: list_step_executions(pipeline_execution_id)
+-- @vet allow unbounded: one row per step of one execution: tens
 -- The step executions of a pipeline execution, in position order.
 SELECT id, pipeline_execution_id, step_id, position, status, started_at, finished_at, rows_in,
        rows_out, error, updated_at

@@ -142,6 +142,7 @@ RETURNING user_id, role_id, granted_at;
 DELETE FROM user_roles WHERE user_id = :user_id AND role_id = :role_id;
 
 -- name: list_user_roles(user_id)
+-- @vet allow unbounded: a user holds a handful of roles
 -- The roles a user holds, sorted by name.
 SELECT r.id, r.name, r.description, ur.granted_at
 FROM user_roles AS ur
@@ -180,6 +181,7 @@ WHERE rp.role_id = :role_id
 ORDER BY p.code;
 
 -- name: list_user_permissions(user_id)
+-- @vet allow unbounded: a user's permissions through roles: bounded by the permission catalog
 -- A user's effective permissions through all their roles, each once, sorted by code.
 SELECT p.id, p.code, p.description
 FROM permissions AS p

@@ -21,7 +21,7 @@ CASES = [
     (pipeline_executions.LIST_PIPELINE_EXECUTIONS, (ID, None, None, 10),
      "pipeline_executions_pipeline_id_queued_at_idx"),
     (pipeline_executions.LIST_RUNNING_PIPELINE_EXECUTIONS, (10,),
-     "pipeline_executions_running_idx"),
+     "pipeline_executions_running_started_at_idx"),
     (audit_log.LIST_AUDIT_ENTRIES, (None, None, 10), "audit_log_at_id_idx"),
     (audit_log.LIST_AUDIT_ENTRIES_FOR_ENTITY, ("pipelines", "x", NOW, 5, 10),
      "audit_log_entity_type_entity_id_at_id_idx"),

@@ -68,7 +68,7 @@ WHERE component_id = $1 AND recorded_at >= $2 AND recorded_at < $3
 GROUP BY metric_name
 ORDER BY metric_name"""
 
-LIST_JOB_COMPONENT_METRIC_AGGREGATES: Final = """-- list_job_component_metric_aggregates (sql/component_metrics.sql:45)
+LIST_JOB_COMPONENT_METRIC_AGGREGATES: Final = """-- list_job_component_metric_aggregates (sql/component_metrics.sql:46)
 SELECT c.id AS component_id,
        c.name AS component_name,
        m.metric_name,
@@ -83,7 +83,7 @@ WHERE c.job_id = $1 AND m.recorded_at >= $2 AND m.recorded_at < $3
 GROUP BY c.id, c.name, m.metric_name
 ORDER BY c.name, m.metric_name"""
 
-LIST_JOB_EXECUTION_METRIC_AGGREGATES: Final = """-- list_job_execution_metric_aggregates (sql/component_metrics.sql:63)
+LIST_JOB_EXECUTION_METRIC_AGGREGATES: Final = """-- list_job_execution_metric_aggregates (sql/component_metrics.sql:65)
 SELECT component_id,
        metric_name,
        count(*) AS samples,
@@ -96,7 +96,7 @@ WHERE job_execution_id = $1
 GROUP BY component_id, metric_name
 ORDER BY component_id, metric_name"""
 
-DELETE_COMPONENT_METRIC: Final = """-- delete_component_metric (sql/component_metrics.sql:77)
+DELETE_COMPONENT_METRIC: Final = """-- delete_component_metric (sql/component_metrics.sql:80)
 DELETE FROM component_metrics
 WHERE id = $1
 RETURNING id, component_id, job_execution_id, metric_name, value, recorded_at"""

@@ -137,7 +137,7 @@ RETURNING id, job_id, status, attempt, triggered_by, triggered_by_user_id, idemp
           queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at,
           rows_processed, error, context, updated_at"""
 
-LIST_JOB_EXECUTIONS: Final = """-- list_job_executions (sql/job_executions.sql:119)
+LIST_JOB_EXECUTIONS: Final = """-- list_job_executions (sql/job_executions.sql:120)
 SELECT id, job_id, status, attempt, triggered_by, triggered_by_user_id, idempotency_key,
        queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at, rows_processed,
        error, context, updated_at
@@ -148,7 +148,7 @@ WHERE job_id = $1
 ORDER BY queued_at DESC, id DESC
 LIMIT $4"""
 
-LIST_RUNNING_JOB_EXECUTIONS: Final = """-- list_running_job_executions (sql/job_executions.sql:133)
+LIST_RUNNING_JOB_EXECUTIONS: Final = """-- list_running_job_executions (sql/job_executions.sql:134)
 SELECT id, job_id, status, attempt, triggered_by, triggered_by_user_id, idempotency_key,
        queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at, rows_processed,
        error, context, updated_at
@@ -157,14 +157,14 @@ WHERE status = 'running'
 ORDER BY started_at, id
 LIMIT $1"""
 
-COUNT_JOB_EXECUTIONS_BY_STATUS: Final = """-- count_job_executions_by_status (sql/job_executions.sql:143)
+COUNT_JOB_EXECUTIONS_BY_STATUS: Final = """-- count_job_executions_by_status (sql/job_executions.sql:144)
 SELECT status, count(*) AS count
 FROM job_executions
 WHERE queued_at >= $1 AND queued_at < $2
 GROUP BY status
 ORDER BY status"""
 
-LIST_JOB_FAILURE_RATES: Final = """-- list_job_failure_rates (sql/job_executions.sql:151)
+LIST_JOB_FAILURE_RATES: Final = """-- list_job_failure_rates (sql/job_executions.sql:153)
 SELECT e.job_id,
        j.name,
        count(*) AS finished,
@@ -177,7 +177,7 @@ WHERE e.finished_at >= $1 AND e.status IN ('succeeded', 'failed')
 GROUP BY e.job_id, j.name
 ORDER BY 5 DESC, j.name"""
 
-DELETE_JOB_EXECUTION: Final = """-- delete_job_execution (sql/job_executions.sql:167)
+DELETE_JOB_EXECUTION: Final = """-- delete_job_execution (sql/job_executions.sql:170)
 DELETE FROM job_executions
 WHERE id = $1
 RETURNING id, job_id, status, attempt, triggered_by, triggered_by_user_id, idempotency_key,

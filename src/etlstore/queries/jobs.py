@@ -191,7 +191,7 @@ JOIN tags AS t ON t.id = jt.tag_id
 WHERE jt.job_id = $1
 ORDER BY t.name"""
 
-LIST_JOBS_BY_TAG: Final = """-- list_jobs_by_tag (sql/jobs.sql:127)
+LIST_JOBS_BY_TAG: Final = """-- list_jobs_by_tag (sql/jobs.sql:128)
 SELECT j.id, j.name, j.description, j.num_of_retries, j.file_logging, j.strategy_type,
        j.created_at, j.updated_at
 FROM job_tags AS jt
@@ -201,26 +201,26 @@ WHERE jt.tag_id = $1
 ORDER BY jt.job_id
 LIMIT $3"""
 
-GET_COMPONENT: Final = """-- get_component (sql/jobs.sql:139)
+GET_COMPONENT: Final = """-- get_component (sql/jobs.sql:140)
 SELECT id, job_id, name, component_type, configuration, status, dataclass_id, created_at,
        updated_at
 FROM components
 WHERE id = $1"""
 
-GET_COMPONENT_BY_NAME: Final = """-- get_component_by_name (sql/jobs.sql:146)
+GET_COMPONENT_BY_NAME: Final = """-- get_component_by_name (sql/jobs.sql:147)
 SELECT id, job_id, name, component_type, configuration, status, dataclass_id, created_at,
        updated_at
 FROM components
 WHERE job_id = $1 AND name = $2"""
 
-LIST_COMPONENTS: Final = """-- list_components (sql/jobs.sql:153)
+LIST_COMPONENTS: Final = """-- list_components (sql/jobs.sql:154)
 SELECT id, job_id, name, component_type, configuration, status, dataclass_id, created_at,
        updated_at
 FROM components
 WHERE job_id = $1
 ORDER BY name"""
 
-LIST_COMPONENTS_IN_TOPOLOGICAL_ORDER: Final = """-- list_components_in_topological_order (sql/jobs.sql:161)
+LIST_COMPONENTS_IN_TOPOLOGICAL_ORDER: Final = """-- list_components_in_topological_order (sql/jobs.sql:163)
 WITH RECURSIVE chain (id, depth) AS (
     SELECT c.id, 0
     FROM components AS c
@@ -236,30 +236,30 @@ JOIN components AS c ON c.id = chain.id
 GROUP BY c.id
 ORDER BY max(chain.depth), c.name"""
 
-LIST_COMPONENTS_BY_DATACLASS: Final = """-- list_components_by_dataclass (sql/jobs.sql:181)
+LIST_COMPONENTS_BY_DATACLASS: Final = """-- list_components_by_dataclass (sql/jobs.sql:184)
 SELECT id, job_id, name, component_type, configuration, status, dataclass_id, created_at,
        updated_at
 FROM components
 WHERE dataclass_id = $1
 ORDER BY job_id, name"""
 
-CREATE_COMPONENT: Final = """-- create_component (sql/jobs.sql:189)
+CREATE_COMPONENT: Final = """-- create_component (sql/jobs.sql:193)
 INSERT INTO components (job_id, name, component_type, configuration, status, dataclass_id)
 VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING id, job_id, name, component_type, configuration, status, dataclass_id, created_at,
           updated_at"""
 
-UPSERT_COMPONENTS: Final = """-- upsert_components (sql/jobs.sql:199)
+UPSERT_COMPONENTS: Final = """-- upsert_components (sql/jobs.sql:203)
 INSERT INTO components (job_id, name, component_type, configuration, status, dataclass_id)
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (job_id, name)
 DO UPDATE SET component_type = excluded.component_type, configuration = excluded.configuration,
               status = excluded.status, dataclass_id = excluded.dataclass_id"""
 
-DELETE_COMPONENTS_NOT_NAMED: Final = """-- delete_components_not_named (sql/jobs.sql:211)
+DELETE_COMPONENTS_NOT_NAMED: Final = """-- delete_components_not_named (sql/jobs.sql:215)
 DELETE FROM components WHERE job_id = $1 AND name <> ALL($2)"""
 
-UPDATE_COMPONENT: Final = """-- update_component (sql/jobs.sql:215)
+UPDATE_COMPONENT: Final = """-- update_component (sql/jobs.sql:219)
 UPDATE components
 SET name = $1, component_type = $2, configuration = $3,
     status = $4, dataclass_id = $5
@@ -267,30 +267,30 @@ WHERE id = $6
 RETURNING id, job_id, name, component_type, configuration, status, dataclass_id, created_at,
           updated_at"""
 
-DELETE_COMPONENT: Final = """-- delete_component (sql/jobs.sql:225)
+DELETE_COMPONENT: Final = """-- delete_component (sql/jobs.sql:229)
 DELETE FROM components
 WHERE id = $1
 RETURNING id, job_id, name, component_type, configuration, status, dataclass_id, created_at,
           updated_at"""
 
-ADD_COMPONENT_DEPENDENCY: Final = """-- add_component_dependency (sql/jobs.sql:232)
+ADD_COMPONENT_DEPENDENCY: Final = """-- add_component_dependency (sql/jobs.sql:236)
 INSERT INTO component_dependencies (job_id, component_id, depends_on_id)
 VALUES ($1, $2, $3)
 ON CONFLICT (job_id, component_id, depends_on_id) DO NOTHING
 RETURNING job_id, component_id, depends_on_id, created_at"""
 
-ADD_COMPONENT_DEPENDENCIES: Final = """-- add_component_dependencies (sql/jobs.sql:242)
+ADD_COMPONENT_DEPENDENCIES: Final = """-- add_component_dependencies (sql/jobs.sql:246)
 INSERT INTO component_dependencies (job_id, component_id, depends_on_id)
 VALUES ($1, $2, $3)"""
 
-DELETE_COMPONENT_DEPENDENCIES: Final = """-- delete_component_dependencies (sql/jobs.sql:250)
+DELETE_COMPONENT_DEPENDENCIES: Final = """-- delete_component_dependencies (sql/jobs.sql:254)
 DELETE FROM component_dependencies WHERE job_id = $1"""
 
-REMOVE_COMPONENT_DEPENDENCY: Final = """-- remove_component_dependency (sql/jobs.sql:254)
+REMOVE_COMPONENT_DEPENDENCY: Final = """-- remove_component_dependency (sql/jobs.sql:258)
 DELETE FROM component_dependencies
 WHERE job_id = $1 AND component_id = $2 AND depends_on_id = $3"""
 
-LIST_COMPONENT_DEPENDENCIES: Final = """-- list_component_dependencies (sql/jobs.sql:259)
+LIST_COMPONENT_DEPENDENCIES: Final = """-- list_component_dependencies (sql/jobs.sql:263)
 SELECT job_id, component_id, depends_on_id, created_at
 FROM component_dependencies
 WHERE job_id = $1

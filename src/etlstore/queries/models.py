@@ -303,7 +303,9 @@ class Job(msgspec.Struct, frozen=True):
 
 
 class Permission(msgspec.Struct, frozen=True):
-    """Actions a role may allow."""
+    """Actions a role may allow. @vet small: the permission codes are a fixed catalog of tens to
+    hundreds.
+    """
 
     id: UUID
     code: str
@@ -410,7 +412,9 @@ class Plugin(msgspec.Struct, frozen=True):
 
 
 class RolePermission(msgspec.Struct, frozen=True):
-    """Which permissions each role allows."""
+    """Which permissions each role allows. @vet small: roles times permissions, a few thousand
+    rows at most.
+    """
 
     role_id: UUID
     permission_id: UUID
@@ -419,7 +423,9 @@ class RolePermission(msgspec.Struct, frozen=True):
 
 
 class Role(msgspec.Struct, frozen=True):
-    """Named sets of permissions granted to users (e.g. admin, operator, viewer)."""
+    """Named sets of permissions granted to users (e.g. admin, operator, viewer). @vet small: a
+    deployment defines tens of roles.
+    """
 
     id: UUID
     name: str
@@ -450,7 +456,9 @@ class StepExecution(msgspec.Struct, frozen=True):
 
 
 class Tag(msgspec.Struct, frozen=True):
-    """Labels for grouping and finding jobs."""
+    """Labels for grouping and finding jobs. @vet small: a curated vocabulary of at most hundreds
+    of labels.
+    """
 
     id: UUID
     name: str

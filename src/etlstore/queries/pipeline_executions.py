@@ -180,7 +180,7 @@ RETURNING id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, 
           queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at,
           rows_processed, error, context, updated_at"""
 
-LIST_PIPELINE_EXECUTIONS: Final = """-- list_pipeline_executions (sql/pipeline_executions.sql:172)
+LIST_PIPELINE_EXECUTIONS: Final = """-- list_pipeline_executions (sql/pipeline_executions.sql:173)
 SELECT id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, idempotency_key,
        queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at, rows_processed,
        error, context, updated_at
@@ -191,7 +191,7 @@ WHERE pipeline_id = $1
 ORDER BY queued_at DESC, id DESC
 LIMIT $4"""
 
-LIST_RUNNING_PIPELINE_EXECUTIONS: Final = """-- list_running_pipeline_executions (sql/pipeline_executions.sql:186)
+LIST_RUNNING_PIPELINE_EXECUTIONS: Final = """-- list_running_pipeline_executions (sql/pipeline_executions.sql:187)
 SELECT id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, idempotency_key,
        queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at, rows_processed,
        error, context, updated_at
@@ -200,17 +200,17 @@ WHERE status = 'running'
 ORDER BY started_at, id
 LIMIT $1"""
 
-COUNT_RUNNING_PIPELINE_EXECUTIONS: Final = """-- count_running_pipeline_executions (sql/pipeline_executions.sql:196)
+COUNT_RUNNING_PIPELINE_EXECUTIONS: Final = """-- count_running_pipeline_executions (sql/pipeline_executions.sql:197)
 SELECT count(*) FROM pipeline_executions WHERE pipeline_id = $1 AND status = 'running'"""
 
-COUNT_PIPELINE_EXECUTIONS_BY_STATUS: Final = """-- count_pipeline_executions_by_status (sql/pipeline_executions.sql:200)
+COUNT_PIPELINE_EXECUTIONS_BY_STATUS: Final = """-- count_pipeline_executions_by_status (sql/pipeline_executions.sql:201)
 SELECT status, count(*) AS count
 FROM pipeline_executions
 WHERE queued_at >= $1 AND queued_at < $2
 GROUP BY status
 ORDER BY status"""
 
-LIST_PIPELINE_FAILURE_RATES: Final = """-- list_pipeline_failure_rates (sql/pipeline_executions.sql:208)
+LIST_PIPELINE_FAILURE_RATES: Final = """-- list_pipeline_failure_rates (sql/pipeline_executions.sql:210)
 SELECT e.pipeline_id,
        p.name,
        count(*) AS finished,
@@ -223,7 +223,7 @@ WHERE e.finished_at >= $1 AND e.status IN ('succeeded', 'failed')
 GROUP BY e.pipeline_id, p.name
 ORDER BY 5 DESC, p.name"""
 
-DELETE_PIPELINE_EXECUTION: Final = """-- delete_pipeline_execution (sql/pipeline_executions.sql:225)
+DELETE_PIPELINE_EXECUTION: Final = """-- delete_pipeline_execution (sql/pipeline_executions.sql:228)
 DELETE FROM pipeline_executions
 WHERE id = $1
 RETURNING id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, idempotency_key,

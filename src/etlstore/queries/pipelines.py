@@ -157,7 +157,7 @@ FROM pipeline_steps
 WHERE pipeline_id = $1
 ORDER BY position"""
 
-LIST_PIPELINE_STEPS_BY_PLUGIN: Final = """-- list_pipeline_steps_by_plugin (sql/pipelines.sql:131)
+LIST_PIPELINE_STEPS_BY_PLUGIN: Final = """-- list_pipeline_steps_by_plugin (sql/pipelines.sql:132)
 SELECT s.id, s.pipeline_id, p.name AS pipeline_name, s.position
 FROM pipeline_steps AS s
 JOIN pipelines AS p ON p.id = s.pipeline_id
@@ -166,27 +166,27 @@ WHERE s.plugin_id = $1
 ORDER BY s.id
 LIMIT $3"""
 
-CREATE_PIPELINE_STEP: Final = """-- create_pipeline_step (sql/pipelines.sql:142)
+CREATE_PIPELINE_STEP: Final = """-- create_pipeline_step (sql/pipelines.sql:143)
 INSERT INTO pipeline_steps (pipeline_id, position, plugin_id, configuration)
 VALUES ($1, $2, $3, $4)
 RETURNING id, pipeline_id, position, plugin_id, configuration, created_at, updated_at"""
 
-UPSERT_PIPELINE_STEPS: Final = """-- upsert_pipeline_steps (sql/pipelines.sql:151)
+UPSERT_PIPELINE_STEPS: Final = """-- upsert_pipeline_steps (sql/pipelines.sql:152)
 INSERT INTO pipeline_steps (pipeline_id, position, plugin_id, configuration)
 VALUES ($1, $2, $3, $4)
 ON CONFLICT (pipeline_id, position)
 DO UPDATE SET plugin_id = excluded.plugin_id, configuration = excluded.configuration"""
 
-DELETE_PIPELINE_STEPS_AFTER: Final = """-- delete_pipeline_steps_after (sql/pipelines.sql:161)
+DELETE_PIPELINE_STEPS_AFTER: Final = """-- delete_pipeline_steps_after (sql/pipelines.sql:162)
 DELETE FROM pipeline_steps WHERE pipeline_id = $1 AND position > $2"""
 
-UPDATE_PIPELINE_STEP: Final = """-- update_pipeline_step (sql/pipelines.sql:165)
+UPDATE_PIPELINE_STEP: Final = """-- update_pipeline_step (sql/pipelines.sql:166)
 UPDATE pipeline_steps
 SET position = $1, plugin_id = $2, configuration = $3
 WHERE id = $4
 RETURNING id, pipeline_id, position, plugin_id, configuration, created_at, updated_at"""
 
-DELETE_PIPELINE_STEP: Final = """-- delete_pipeline_step (sql/pipelines.sql:172)
+DELETE_PIPELINE_STEP: Final = """-- delete_pipeline_step (sql/pipelines.sql:173)
 DELETE FROM pipeline_steps
 WHERE id = $1
 RETURNING id, pipeline_id, position, plugin_id, configuration, created_at, updated_at"""

@@ -39,40 +39,40 @@ ORDER BY s.position
 RETURNING id, pipeline_execution_id, step_id, position, status, started_at, finished_at, rows_in,
           rows_out, error, updated_at"""
 
-CREATE_STEP_EXECUTION: Final = """-- create_step_execution (sql/step_executions.sql:17)
+CREATE_STEP_EXECUTION: Final = """-- create_step_execution (sql/step_executions.sql:18)
 INSERT INTO step_executions (pipeline_execution_id, step_id, position)
 VALUES ($1, $2, $3)
 RETURNING id, pipeline_execution_id, step_id, position, status, started_at, finished_at, rows_in,
           rows_out, error, updated_at"""
 
-GET_STEP_EXECUTION: Final = """-- get_step_execution (sql/step_executions.sql:25)
+GET_STEP_EXECUTION: Final = """-- get_step_execution (sql/step_executions.sql:26)
 SELECT id, pipeline_execution_id, step_id, position, status, started_at, finished_at, rows_in,
        rows_out, error, updated_at
 FROM step_executions
 WHERE id = $1"""
 
-LIST_STEP_EXECUTIONS: Final = """-- list_step_executions (sql/step_executions.sql:32)
+LIST_STEP_EXECUTIONS: Final = """-- list_step_executions (sql/step_executions.sql:33)
 SELECT id, pipeline_execution_id, step_id, position, status, started_at, finished_at, rows_in,
        rows_out, error, updated_at
 FROM step_executions
 WHERE pipeline_execution_id = $1
 ORDER BY position"""
 
-MARK_STEP_EXECUTION_RUNNING: Final = """-- mark_step_execution_running (sql/step_executions.sql:40)
+MARK_STEP_EXECUTION_RUNNING: Final = """-- mark_step_execution_running (sql/step_executions.sql:42)
 UPDATE step_executions
 SET status = 'running', started_at = now()
 WHERE id = $1 AND status = 'queued'
 RETURNING id, pipeline_execution_id, step_id, position, status, started_at, finished_at, rows_in,
           rows_out, error, updated_at"""
 
-MARK_STEP_EXECUTION_SUCCEEDED: Final = """-- mark_step_execution_succeeded (sql/step_executions.sql:48)
+MARK_STEP_EXECUTION_SUCCEEDED: Final = """-- mark_step_execution_succeeded (sql/step_executions.sql:50)
 UPDATE step_executions
 SET status = 'succeeded', finished_at = now(), rows_in = $1, rows_out = $2
 WHERE id = $3 AND status = 'running'
 RETURNING id, pipeline_execution_id, step_id, position, status, started_at, finished_at, rows_in,
           rows_out, error, updated_at"""
 
-MARK_STEP_EXECUTION_FAILED: Final = """-- mark_step_execution_failed (sql/step_executions.sql:56)
+MARK_STEP_EXECUTION_FAILED: Final = """-- mark_step_execution_failed (sql/step_executions.sql:58)
 UPDATE step_executions
 SET status = 'failed', finished_at = now(), rows_in = $1, rows_out = $2,
     error = $3
@@ -80,12 +80,12 @@ WHERE id = $4 AND status = 'running'
 RETURNING id, pipeline_execution_id, step_id, position, status, started_at, finished_at, rows_in,
           rows_out, error, updated_at"""
 
-CANCEL_STEP_EXECUTIONS: Final = """-- cancel_step_executions (sql/step_executions.sql:65)
+CANCEL_STEP_EXECUTIONS: Final = """-- cancel_step_executions (sql/step_executions.sql:67)
 UPDATE step_executions
 SET status = 'cancelled', finished_at = now()
 WHERE pipeline_execution_id = $1 AND status IN ('queued', 'running')"""
 
-DELETE_STEP_EXECUTION: Final = """-- delete_step_execution (sql/step_executions.sql:73)
+DELETE_STEP_EXECUTION: Final = """-- delete_step_execution (sql/step_executions.sql:75)
 DELETE FROM step_executions
 WHERE id = $1
 RETURNING id, pipeline_execution_id, step_id, position, status, started_at, finished_at, rows_in,

@@ -201,7 +201,7 @@ JOIN roles AS r ON r.id = ur.role_id
 WHERE ur.user_id = $1
 ORDER BY r.name"""
 
-LIST_ROLE_USERS: Final = """-- list_role_users (sql/users.sql:152)
+LIST_ROLE_USERS: Final = """-- list_role_users (sql/users.sql:153)
 SELECT u.id, u.username, u.email, u.is_active, ur.granted_at
 FROM user_roles AS ur
 JOIN users AS u ON u.id = ur.user_id
@@ -210,23 +210,23 @@ WHERE ur.role_id = $1
 ORDER BY ur.user_id
 LIMIT $3"""
 
-GRANT_PERMISSION_TO_ROLE: Final = """-- grant_permission_to_role (sql/users.sql:163)
+GRANT_PERMISSION_TO_ROLE: Final = """-- grant_permission_to_role (sql/users.sql:164)
 INSERT INTO role_permissions (role_id, permission_id)
 VALUES ($1, $2)
 ON CONFLICT (role_id, permission_id) DO NOTHING
 RETURNING role_id, permission_id, granted_at"""
 
-REVOKE_PERMISSION_FROM_ROLE: Final = """-- revoke_permission_from_role (sql/users.sql:170)
+REVOKE_PERMISSION_FROM_ROLE: Final = """-- revoke_permission_from_role (sql/users.sql:171)
 DELETE FROM role_permissions WHERE role_id = $1 AND permission_id = $2"""
 
-LIST_ROLE_PERMISSIONS: Final = """-- list_role_permissions (sql/users.sql:174)
+LIST_ROLE_PERMISSIONS: Final = """-- list_role_permissions (sql/users.sql:175)
 SELECT p.id, p.code, p.description, rp.granted_at
 FROM role_permissions AS rp
 JOIN permissions AS p ON p.id = rp.permission_id
 WHERE rp.role_id = $1
 ORDER BY p.code"""
 
-LIST_USER_PERMISSIONS: Final = """-- list_user_permissions (sql/users.sql:182)
+LIST_USER_PERMISSIONS: Final = """-- list_user_permissions (sql/users.sql:183)
 SELECT p.id, p.code, p.description
 FROM permissions AS p
 WHERE p.id IN (
@@ -237,7 +237,7 @@ WHERE p.id IN (
 )
 ORDER BY p.code"""
 
-CHECK_USER_PERMISSION: Final = """-- check_user_permission (sql/users.sql:194)
+CHECK_USER_PERMISSION: Final = """-- check_user_permission (sql/users.sql:196)
 SELECT EXISTS (
     SELECT 1
     FROM users AS u
