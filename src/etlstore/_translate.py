@@ -8,6 +8,7 @@ holds the offending row's values) is never read.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -127,6 +128,23 @@ async def _constraint_error(
     )
 
 
+def _invalid_value(exc: pg.DataError, name: str) -> errors.InvalidValue:
+    # InvalidTextRepresentationError -> invalid_text_representation, the condition's name.
+    condition = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__.removesuffix("Error")).lower()
+    column = exc.column_name
+    where = (
+        f" for column {column} of {_relation(exc.schema_name, exc.table_name)}" if column else ""
+    )
+    return errors.InvalidValue(
+        f"query {name}: a value does not fit its type{where}: {condition} "
+        f"(SQLSTATE {exc.sqlstate})",
+        query=name,
+        sqlstate=exc.sqlstate,
+        condition=condition,
+        column=column,
+    )
+
+
 async def translate(
     exc: BaseException, sql: str, *, may_have_committed: bool, lookup: ColumnsLookup
 ) -> BaseException | None:
@@ -155,6 +173,8 @@ async def translate(
             else "the client-side timeout expired"
         )
         return errors.QueryTimeout(f"query {name}: {what}", query=name, sqlstate=sqlstate)
+    if isinstance(exc, pg.DataError):
+        return _invalid_value(exc, name)
     if isinstance(exc, pg.NoDataFoundError):
         return errors.NotFound(f"query {name}: no row found", query=name, sqlstate=sqlstate)
     if isinstance(exc, _CONNECTION_LOST):

@@ -14,6 +14,7 @@ __all__ = [
     "Conflict",
     "EtlstoreError",
     "InvalidReference",
+    "InvalidValue",
     "NotFound",
     "NotNullViolation",
     "OutcomeUnknown",
@@ -85,6 +86,27 @@ class NotNullViolation(_ConstraintError):
     def column(self) -> str | None:
         """The NOT NULL column."""
         return self.columns[0] if self.columns else None
+
+
+class InvalidValue(EtlstoreError):
+    """A value does not fit its type (SQLSTATE class 22: bad enum label, number out of range...).
+
+    ``condition`` names the server's condition, e.g. ``invalid_text_representation``; the server's
+    own message quotes the value, so it is not copied.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        query: str = "",
+        sqlstate: str | None = None,
+        condition: str = "",
+        column: str | None = None,
+    ) -> None:
+        super().__init__(message, query=query, sqlstate=sqlstate)
+        self.condition = condition
+        self.column = column
 
 
 class SerializationConflict(EtlstoreError):

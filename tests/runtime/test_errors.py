@@ -12,6 +12,7 @@ from etlstore.errors import (
     CheckViolation,
     Conflict,
     InvalidReference,
+    InvalidValue,
     NotFound,
     NotNullViolation,
     QueryTimeout,
@@ -118,6 +119,30 @@ async def test_not_null_violation_names_the_column(shop: etlstore.Database) -> N
     error = raised.value
     assert (error.table, error.column) == ("customers", "email")
     assert str(error) == "query (unnamed): NULL in NOT NULL column email of public.customers"
+
+
+async def test_a_bad_enum_label_is_an_invalid_value_without_the_value(
+    db: etlstore.Database,
+) -> None:
+    await db.execute(
+        "DROP TABLE IF EXISTS moods; DROP TYPE IF EXISTS mood;"
+        "CREATE TYPE mood AS ENUM ('calm', 'busy'); CREATE TABLE moods (m mood NOT NULL)"
+    )
+    with pytest.raises(InvalidValue) as raised:
+        await db.execute("-- set_mood (sql/moods.sql:1)\nINSERT INTO moods VALUES ($1)", "sec-4411")
+    error = raised.value
+    assert (error.sqlstate, error.condition) == ("22P02", "invalid_text_representation")
+    assert str(error) == (
+        "query set_mood: a value does not fit its type: invalid_text_representation "
+        "(SQLSTATE 22P02)"
+    )
+    assert isinstance(error.__cause__, asyncpg.InvalidTextRepresentationError)
+
+
+async def test_a_number_out_of_range_is_an_invalid_value(db: etlstore.Database) -> None:
+    with pytest.raises(InvalidValue) as raised:
+        await db.fetchval("SELECT $1::int + 1", 2**31 - 1)
+    assert raised.value.condition == "numeric_value_out_of_range"
 
 
 async def test_statement_timeout_is_a_query_timeout(runtime_dsn: str) -> None:
