@@ -125,11 +125,16 @@ def _names_in(annotation: str) -> set[str]:
 def _docstring(text: str, indent: str = "") -> str:
     """A docstring wrapped to the line length (comments are often written as one long line)."""
     width = _LINE_LENGTH - len(indent) - 6
-    lines = [
-        wrapped
-        for line in text.strip().splitlines()
-        for wrapped in (textwrap.wrap(line, width, break_long_words=False) or [""])
-    ]
+    lines: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", text.strip()):
+        if lines:
+            lines.append("")
+        rows = paragraph.splitlines()
+        # SQL comments are wrapped at the SQL file's width: reflow prose, keep lists as written.
+        if not any(re.match(r"\s*([-*]|\d+\.)\s", row) for row in rows):
+            rows = [" ".join(row.strip() for row in rows)]
+        for row in rows:
+            lines.extend(textwrap.wrap(row, width, break_long_words=False) or [""])
     body = "\n".join(lines).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     if body.endswith('"'):
         body += " "

@@ -79,8 +79,7 @@ async def create_config_version(
     """Write the next version (latest + 1, or 1) of an entity's configuration.
 
     Take lock_pipeline / lock_job first in the same transaction: two writers racing for the
-    same
-    number would otherwise make the second fail with a Conflict
+    same number would otherwise make the second fail with a Conflict
     (config_versions_entity_version_key).
     """
     r = await executor.fetchrow(

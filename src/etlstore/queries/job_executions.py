@@ -427,8 +427,7 @@ async def requeue_failed_job_execution(executor: Executor, *, id: int) -> JobExe
     """Queue the next attempt of a failed job execution (a new row, attempt + 1).
 
     None when it is not failed, the job's num_of_retries are used up, or it was requeued
-    already
-    (the retry's idempotency key is 'retry:<id>').
+    already (the retry's idempotency key is 'retry:<id>').
     """
     r = await executor.fetchrow(REQUEUE_FAILED_JOB_EXECUTION, id)
     return (

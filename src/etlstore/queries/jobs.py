@@ -317,8 +317,7 @@ async def lock_job(executor: Executor, *, id: UUID) -> Job | None:
     """A job, locked until the end of the transaction; None when there is no such job.
 
     Units of work that write a configuration version take it first: it serialises changes of
-    one
-    job (version numbers, components), as the dependency cycle check also does.
+    one job (version numbers, components), as the dependency cycle check also does.
     """
     r = await executor.fetchrow(LOCK_JOB, id)
     return None if r is None else Job(r[0], r[1], r[2], r[3], r[4], StrategyType(r[5]), r[6], r[7])
@@ -640,8 +639,7 @@ async def upsert_components(
     """Write a job's components by name: a new name is inserted, an existing one replaced.
 
     Components keep their ids (and so their metrics and edges) while their name stays. Follow
-    with
-    delete_components_not_named to drop the components the new list no longer has.
+    with delete_components_not_named to drop the components the new list no longer has.
     """
     await executor.executemany(
         UPSERT_COMPONENTS,
@@ -731,8 +729,8 @@ async def add_component_dependency(
     """Make component_id run after depends_on_id; None when the edge exists already.
 
     A self-edge or a cycle is a CheckViolation (constraint
-    component_dependencies_no_self_dependency
-    or component_dependencies_no_cycle); a component of another job an InvalidReference.
+    component_dependencies_no_self_dependency or component_dependencies_no_cycle); a component
+    of another job an InvalidReference.
     """
     r = await executor.fetchrow(ADD_COMPONENT_DEPENDENCY, job_id, component_id, depends_on_id)
     return None if r is None else ComponentDependency(*r)
@@ -753,9 +751,8 @@ async def add_component_dependencies(
     DAG).
 
     The edge that would close a cycle fails with a CheckViolation
-    (component_dependencies_no_cycle),
-    a duplicate edge with a Conflict; the caller's transaction then rolls back the whole
-    rewrite.
+    (component_dependencies_no_cycle), a duplicate edge with a Conflict; the caller's
+    transaction then rolls back the whole rewrite.
     """
     await executor.executemany(
         ADD_COMPONENT_DEPENDENCIES, [(p.job_id, p.component_id, p.depends_on_id) for p in params]

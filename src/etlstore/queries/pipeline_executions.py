@@ -245,8 +245,7 @@ async def enqueue_pipeline_execution(
     """Queue a run of a pipeline; None when its idempotency_key was used already.
 
     Then get_pipeline_execution_by_idempotency_key returns the first one. An unknown pipeline
-    is
-    an InvalidReference.
+    is an InvalidReference.
     """
     r = await executor.fetchrow(
         ENQUEUE_PIPELINE_EXECUTION,
@@ -353,10 +352,9 @@ async def lock_pipelines_with_queued_executions(
     """Step 1 of claiming: lock pipelines with claimable executions and free capacity.
 
     Up to `limit` pipelines, oldest waiting first, skipping those another worker is claiming
-    for.
-    Run claim_pipeline_executions with the returned ids next, in the SAME transaction: holding
-    these locks serialises claimers per pipeline, and the next statement's fresh snapshot sees
-    every earlier claimer's running rows, so max_concurrent_executions holds.
+    for. Run claim_pipeline_executions with the returned ids next, in the SAME transaction:
+    holding these locks serialises claimers per pipeline, and the next statement's fresh
+    snapshot sees every earlier claimer's running rows, so max_concurrent_executions holds.
     """
     return [
         LockPipelinesWithQueuedExecutionsRow(*r)
@@ -402,8 +400,7 @@ async def record_pipeline_execution_heartbeat(
     """Record a running execution's sign of life and progress.
 
     Returns 0 when worker_id no longer holds it (it was cancelled, or failed as stale): the
-    worker
-    should stop.
+    worker should stop.
     """
     return rows_affected(
         await executor.execute(RECORD_PIPELINE_EXECUTION_HEARTBEAT, rows_processed, id, worker_id)
@@ -511,8 +508,7 @@ async def requeue_failed_pipeline_execution(
 
     It is claimable after the pipeline's retry_delay_seconds. None when it is not failed, its
     pipeline's retry_attempts are used up, or it was requeued already (the retry's idempotency
-    key
-    is 'retry:<id>').
+    key is 'retry:<id>').
     """
     r = await executor.fetchrow(REQUEUE_FAILED_PIPELINE_EXECUTION, id)
     return (
@@ -675,8 +671,7 @@ async def list_pipeline_failure_rates(
     """Per pipeline, the executions finished since `since` and the fraction that failed.
 
     Counts succeeded and failed ones (not cancelled); worst first. Pipelines with none are
-    absent.
-    For the last day, pass since = now - 1 day.
+    absent. For the last day, pass since = now - 1 day.
     """
     return [
         ListPipelineFailureRatesRow(*r)

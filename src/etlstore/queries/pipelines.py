@@ -587,8 +587,7 @@ async def upsert_pipeline_steps(
     replaced.
 
     Steps keep their ids while their position stays, so past step executions stay linked.
-    Follow
-    with delete_pipeline_steps_after to drop the positions the new list no longer has.
+    Follow with delete_pipeline_steps_after to drop the positions the new list no longer has.
     """
     await executor.executemany(
         UPSERT_PIPELINE_STEPS,
