@@ -136,8 +136,7 @@ def _invalid_value(exc: pg.DataError, name: str) -> errors.InvalidValue:
         f" for column {column} of {_relation(exc.schema_name, exc.table_name)}" if column else ""
     )
     return errors.InvalidValue(
-        f"query {name}: a value does not fit its type{where}: {condition} "
-        f"(SQLSTATE {exc.sqlstate})",
+        f"query {name}: invalid data{where}: {condition} (SQLSTATE {exc.sqlstate})",
         query=name,
         sqlstate=exc.sqlstate,
         condition=condition,

@@ -89,7 +89,7 @@ class NotNullViolation(_ConstraintError):
 
 
 class InvalidValue(EtlstoreError):
-    """A value does not fit its type (SQLSTATE class 22: bad enum label, number out of range...).
+    """Invalid data (SQLSTATE class 22: a bad enum label, a number out of range, division by zero).
 
     ``condition`` names the server's condition, e.g. ``invalid_text_representation``; the server's
     own message quotes the value, so it is not copied.

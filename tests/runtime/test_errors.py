@@ -133,8 +133,7 @@ async def test_a_bad_enum_label_is_an_invalid_value_without_the_value(
     error = raised.value
     assert (error.sqlstate, error.condition) == ("22P02", "invalid_text_representation")
     assert str(error) == (
-        "query set_mood: a value does not fit its type: invalid_text_representation "
-        "(SQLSTATE 22P02)"
+        "query set_mood: invalid data: invalid_text_representation (SQLSTATE 22P02)"
     )
     assert isinstance(error.__cause__, asyncpg.InvalidTextRepresentationError)
 

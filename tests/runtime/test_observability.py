@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-import asyncpg
 import pytest
 
 import etlstore
 from etlstore._observability import QueryObserver, query_name
+from etlstore.errors import InvalidValue
 
 _PARAMETER = "param-5be0a2"
 
@@ -54,12 +54,12 @@ async def test_every_query_is_logged_at_debug_when_enabled(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="etlstore.queries")
     await db.fetchval("-- echo_value (sql/echo.sql:1)\nSELECT $1::text", _PARAMETER)
-    with pytest.raises(asyncpg.DivisionByZeroError):
+    with pytest.raises(InvalidValue):
         await db.fetchval("-- divide (sql/echo.sql:5)\nSELECT 1 / $1", 0)
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
     assert messages[0].startswith("query echo_value took ")
     assert messages[1].startswith("query divide took ")
-    assert messages[1].endswith("and failed with DivisionByZeroError")
+    assert messages[1].endswith("and failed with InvalidValue")
     assert _PARAMETER not in caplog.text
 
 
