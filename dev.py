@@ -63,8 +63,38 @@ def _run(step: list[str]) -> int:
     return subprocess.run(step, cwd=ROOT, env=env).returncode
 
 
+def _bench(args: list[str]) -> int:
+    """pytest-benchmark over benchmarks/bench_*.py; ``--quick`` for a smoke run (few samples)."""
+    quick = "--quick" in args
+    rest = [a for a in args if a != "--quick"]
+    # A smoke run writes beside a full run's results, never over them.
+    results = ROOT / "benchmarks" / "results" / ("quick" if quick else "")
+    results.mkdir(parents=True, exist_ok=True)
+    os.environ["ETLSTORE_BENCH_QUICK"] = "1" if quick else "0"
+    files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "benchmarks").glob("bench_*.py"))
+    code = _run(
+        [
+            str(PYTHON),
+            "-m",
+            "pytest",
+            *files,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--benchmark-json={results / 'benchmark.json'}",
+            "--benchmark-columns=median,max,ops,rounds",
+            *rest,
+        ]
+    )
+    summary = results / "summary.md"
+    if summary.exists():  # the headline tables again, below pytest-benchmark's own
+        print("\n" + summary.read_text().split("\n## etlstore ÷")[0])
+        print(f"dev: all tables in {summary.relative_to(ROOT)}, plots beside it", flush=True)
+    return code
+
+
 def main(argv: list[str]) -> int:
-    commands = ("run", "test")
+    commands = ("run", "test", "bench")
     if not argv or argv[0] not in commands:
         print(f"usage: python3 dev.py {{{'|'.join(commands)}}} [args...]", file=sys.stderr)
         return 2
@@ -72,6 +102,8 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "run":
         return _run([str(BIN / "etlstore"), "demo", *rest])
+    if command == "bench":
+        return _bench(rest)
     for step in TEST_STEPS:
         code = _run(step + (rest if step[-1] == "-q" else []))
         if code != 0:

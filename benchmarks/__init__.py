@@ -1,0 +1,1 @@
+"""pytest-benchmark suite: etlstore against raw asyncpg, SQLAlchemy and psycopg (dev.py bench)."""
