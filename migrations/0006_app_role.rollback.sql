@@ -18,6 +18,7 @@ REVOKE USAGE ON SCHEMA public FROM etlstore_app;
 DO $$
 BEGIN
     EXECUTE format('REVOKE CONNECT ON DATABASE %I FROM etlstore_app', current_database());
+    EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO PUBLIC', current_database());
 END;
 $$;
 

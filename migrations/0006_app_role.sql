@@ -26,6 +26,9 @@ $$;
 DO $$
 BEGIN
     EXECUTE format('GRANT CONNECT ON DATABASE %I TO etlstore_app', current_database());
+    -- PUBLIC holds TEMPORARY by default: temporary tables are session state the runtime must
+    -- never leave behind, and nothing here needs them.
+    EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
 END;
 $$;
 

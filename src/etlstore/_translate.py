@@ -128,7 +128,9 @@ async def _constraint_error(
     )
 
 
-def _invalid_value(exc: pg.DataError, name: str) -> errors.InvalidValue:
+def _invalid_value(
+    exc: pg.DataError | pg.ProgramLimitExceededError, name: str
+) -> errors.InvalidValue:
     # InvalidTextRepresentationError -> invalid_text_representation, the condition's name.
     condition = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__.removesuffix("Error")).lower()
     column = exc.column_name
@@ -144,14 +146,35 @@ def _invalid_value(exc: pg.DataError, name: str) -> errors.InvalidValue:
     )
 
 
+def _scrub(exc: pg.PostgresError) -> None:
+    """Take the values out of the asyncpg error that becomes ``__cause__``.
+
+    A logged traceback prints the cause: its DETAIL holds the failing row ("Failing row contains
+    (...)", "Key (email)=(...)"), and a data error's primary message quotes the bad value.
+    """
+    exc.detail = None
+    if isinstance(exc, (pg.DataError, pg.ProgramLimitExceededError)):
+        exc.args = (f"{type(exc).__name__}: the server's message quoted the value; withheld",)
+
+
 async def translate(
     exc: BaseException, sql: str, *, may_have_committed: bool, lookup: ColumnsLookup
 ) -> BaseException | None:
     """The etlstore error for ``exc`` raised by ``sql``, or None to let ``exc`` through.
 
     ``may_have_committed``: whether losing the connection now leaves a write's fate unknown
-    (an autocommit statement, a COMMIT) rather than certainly rolled back.
+    (an autocommit statement, a COMMIT) rather than certainly rolled back. An asyncpg error that
+    is translated loses the values it carried (see ``_scrub``) before it becomes the cause.
     """
+    error = await _translate(exc, sql, may_have_committed=may_have_committed, lookup=lookup)
+    if error is not None and isinstance(exc, pg.PostgresError):
+        _scrub(exc)
+    return error
+
+
+async def _translate(
+    exc: BaseException, sql: str, *, may_have_committed: bool, lookup: ColumnsLookup
+) -> BaseException | None:
     if isinstance(exc, asyncio.CancelledError) or not isinstance(exc, Exception):
         return None
     name = query_name(sql)
@@ -172,7 +195,7 @@ async def translate(
             else "the client-side timeout expired"
         )
         return errors.QueryTimeout(f"query {name}: {what}", query=name, sqlstate=sqlstate)
-    if isinstance(exc, pg.DataError):
+    if isinstance(exc, (pg.DataError, pg.ProgramLimitExceededError)):
         return _invalid_value(exc, name)
     if isinstance(exc, pg.NoDataFoundError):
         return errors.NotFound(f"query {name}: no row found", query=name, sqlstate=sqlstate)
