@@ -9,10 +9,11 @@ from uuid import UUID
 import msgspec
 
 from etlstore.errors import NotFound
-from etlstore.queries import Executor, audit_log
+from etlstore.queries import Executor, audit_log, config_versions
+from etlstore.queries.models import ConfigEntityType
 from etlstore.services.errors import InvalidInput
 
-__all__ = ["SYSTEM", "Actor", "audit", "convert", "not_found"]
+__all__ = ["SYSTEM", "Actor", "audit", "convert", "not_found", "record_version"]
 
 _T = TypeVar("_T")
 _PATH = re.compile(r" - at `(?P<path>[^`]+)`$")
@@ -77,3 +78,43 @@ async def audit(
         before=None if before is None else msgspec.to_builtins(before),
         after=None if after is None else msgspec.to_builtins(after),
     )
+
+
+async def record_version(
+    tx: Executor,
+    actor: Actor,
+    *,
+    entity_type: ConfigEntityType,
+    audit_entity_type: str,
+    entity_id: UUID,
+    spec: msgspec.Struct,
+    action: str,
+    before: object,
+    restored: int | None = None,
+) -> int:
+    """Write the next configuration version of an entity and its audit row; the version number.
+
+    The caller holds the entity's row lock (lock_pipeline / lock_job), which orders the numbers.
+    """
+    configuration = msgspec.to_builtins(spec)
+    version = await config_versions.create_config_version(
+        tx,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        configuration=configuration,
+        created_by=actor.user_id,
+        actor=actor.name,
+    )
+    after: dict[str, object] = {"version": version.version, "configuration": configuration}
+    if restored is not None:
+        after["restored_version"] = restored
+    await audit(
+        tx,
+        actor,
+        action=action,
+        entity_type=audit_entity_type,
+        entity_id=entity_id,
+        before=before,
+        after=after,
+    )
+    return version.version

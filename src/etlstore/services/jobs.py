@@ -25,7 +25,7 @@ from etlstore.queries.models import (
     Job,
     StrategyType,
 )
-from etlstore.services._common import Actor, audit, convert, not_found
+from etlstore.services._common import Actor, audit, convert, not_found, record_version
 from etlstore.services.errors import DependencyCycle, InvalidInput
 
 __all__ = [
@@ -340,19 +340,15 @@ async def _version(
     before: object,
     restored: int | None = None,
 ) -> SavedJob:
-    configuration = msgspec.to_builtins(spec)
-    version = await config_versions.create_config_version(
+    version = await record_version(
         tx,
+        actor,
         entity_type=ConfigEntityType.JOB,
+        audit_entity_type=_ENTITY,
         entity_id=job_id,
-        configuration=configuration,
-        created_by=actor.user_id,
-        actor=actor.name,
+        spec=spec,
+        action=action,
+        before=before,
+        restored=restored,
     )
-    after: dict[str, object] = {"version": version.version, "configuration": configuration}
-    if restored is not None:
-        after["restored_version"] = restored
-    await audit(
-        tx, actor, action=action, entity_type=_ENTITY, entity_id=job_id, before=before, after=after
-    )
-    return SavedJob(job_id, spec, version.version)
+    return SavedJob(job_id, spec, version)

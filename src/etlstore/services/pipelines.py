@@ -16,7 +16,7 @@ from etlstore._transaction import Transaction
 from etlstore.queries import config_versions, pipelines
 from etlstore.queries.models import ConfigEntityType, Pipeline
 from etlstore.queries.pipelines import GetPipelineWithStepsRow, UpsertPipelineStepsParams
-from etlstore.services._common import Actor, audit, convert, not_found
+from etlstore.services._common import Actor, audit, convert, not_found, record_version
 
 __all__ = [
     "PipelineSpec",
@@ -186,28 +186,18 @@ async def _write(
     await pipelines.delete_pipeline_steps_after(
         tx, pipeline_id=pipeline_id, last_position=len(spec.steps) - 1
     )
-    configuration = msgspec.to_builtins(spec)
-    version = await config_versions.create_config_version(
-        tx,
-        entity_type=ConfigEntityType.PIPELINE,
-        entity_id=pipeline_id,
-        configuration=configuration,
-        created_by=actor.user_id,
-        actor=actor.name,
-    )
-    after: dict[str, object] = {"version": version.version, "configuration": configuration}
-    if restored is not None:
-        after["restored_version"] = restored
-    await audit(
+    version = await record_version(
         tx,
         actor,
-        action=action,
-        entity_type=_ENTITY,
+        entity_type=ConfigEntityType.PIPELINE,
+        audit_entity_type=_ENTITY,
         entity_id=pipeline_id,
+        spec=spec,
+        action=action,
         before=before,
-        after=after,
+        restored=restored,
     )
     written = await pipelines.get_pipeline_with_steps(tx, id=pipeline_id)
     if written is None:  # pragma: no cover - written above in this transaction
         raise not_found("pipeline", pipeline_id)
-    return SavedPipeline(written, version.version)
+    return SavedPipeline(written, version)
