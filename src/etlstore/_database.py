@@ -21,9 +21,14 @@ import asyncpg
 from etlstore._executor import Connection, ExecutorMethods
 from etlstore._observability import QueryObserver, QueryStats
 from etlstore._pool import FastPool
-from etlstore._retry import run_in_transaction
+from etlstore._retry import run_idempotent, run_in_transaction
 from etlstore._transaction import Isolation, Transaction
-from etlstore._translate import CONSTRAINT_COLUMNS_SQL, cannot_connect, translate
+from etlstore._translate import (
+    CONSTRAINT_COLUMNS_SQL,
+    cannot_connect,
+    is_out_of_step,
+    translate,
+)
 
 __all__ = ["Database", "Health", "PoolStats", "Stats"]
 
@@ -143,6 +148,8 @@ class Database(ExecutorMethods):
             result = await call(con)
         except BaseException as exc:
             duration = perf_counter() - start
+            if is_out_of_step(exc):
+                con.terminate()  # broken, though its close is not seen yet: never reuse it
             fast.give(holder, con)
             # Autocommit: a statement sent on a connection that was then lost may have committed.
             error = await translate(exc, sql, may_have_committed=True, lookup=self._columns_of)
@@ -223,6 +230,32 @@ class Database(ExecutorMethods):
             isolation=isolation,
             readonly=readonly,
             deferrable=deferrable,
+            base_delay_s=base_delay_s,
+            max_delay_s=max_delay_s,
+            rng=self._retry_rng,
+        )
+
+    async def run_idempotent(
+        self,
+        fn: Callable[[Database, *_Ts], Awaitable[_T]],
+        *args: *_Ts,
+        deadline_s: float = 10.0,
+        base_delay_s: float = 0.01,
+        max_delay_s: float = 0.25,
+    ) -> _T:
+        """``await fn(self, *args)`` for a retry-safe ``fn``, run again until ``deadline_s``.
+
+        Retry-safe: a read, or a write made idempotent by a key chosen before the first call
+        (``INSERT ... ON CONFLICT DO NOTHING``, then get by key). Retried on Unavailable,
+        OutcomeUnknown and SerializationConflict with a jittered exponential backoff; no run
+        starts later than ``deadline_s`` after the call, the last error is raised then. Never
+        pass a write that is not idempotent: after OutcomeUnknown it may apply twice.
+        """
+        return await run_idempotent(
+            self,
+            fn,
+            args,
+            deadline_s=deadline_s,
             base_delay_s=base_delay_s,
             max_delay_s=max_delay_s,
             rng=self._retry_rng,

@@ -18,7 +18,13 @@ from asyncpg import exceptions as pg
 from etlstore import errors
 from etlstore._observability import query_name
 
-__all__ = ["CONSTRAINT_COLUMNS_SQL", "ColumnsLookup", "cannot_connect", "translate"]
+__all__ = [
+    "CONSTRAINT_COLUMNS_SQL",
+    "ColumnsLookup",
+    "cannot_connect",
+    "is_out_of_step",
+    "translate",
+]
 
 #: (schema, table, constraint) -> the constrained columns in key order, () when unknown.
 ColumnsLookup = Callable[[str, str, str], Awaitable[tuple[str, ...]]]
@@ -217,7 +223,24 @@ async def _translate(
             f"query {name}: the connection was closed before the statement was sent",
             query=name,
         )
+    if is_out_of_step(exc):
+        return errors.Unavailable(
+            f"query {name}: the connection broke before the statement was sent", query=name
+        )
     return None
+
+
+def is_out_of_step(exc: BaseException) -> bool:
+    """Whether asyncpg refused to send a statement because the connection already broke.
+
+    A server that terminates a session (shutdown, pg_terminate_backend) sends a FATAL error and
+    closes the socket; asyncpg reads the error of an idle connection as a protocol fault and
+    notices the close one event-loop iteration later. A statement started in between is refused
+    before anything is written ("cannot switch to state ..."): nothing happened on the server.
+    """
+    return isinstance(exc, asyncpg.InternalClientError) and str(exc).startswith(
+        "cannot switch to state"
+    )
 
 
 def cannot_connect(exc: BaseException) -> BaseException | None:
