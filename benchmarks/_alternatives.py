@@ -36,6 +36,7 @@ from etlstore.queries.models import (
     Plugin,
     TriggerKind,
 )
+from etlstore.queries.pipeline_executions import CopyPipelineExecutionsRecord
 from etlstore.queries.users import ListUserPermissionsRow
 
 __all__ = [
@@ -76,15 +77,17 @@ class Inputs:
     user_ids: Sequence[UUID]
     bulk_rows: Sequence[tuple[object, ...]]
     bulk_dicts: Sequence[dict[str, object]]
+    bulk_records: Sequence[CopyPipelineExecutionsRecord]
 
     @staticmethod
     def build(pipeline_ids: Sequence[UUID], user_ids: Sequence[UUID]) -> Inputs:
         now = datetime.now(UTC)
-        rows: list[tuple[object, ...]] = [
-            (
+        # The generated COPY's records; its columns are BULK_COLUMNS, so the plain rows follow.
+        records = [
+            CopyPipelineExecutionsRecord(
                 pipeline_ids[n % len(pipeline_ids)],
-                "succeeded",
-                "api",
+                ExecutionStatus.SUCCEEDED,
+                TriggerKind.API,
                 now - timedelta(minutes=5),
                 now - timedelta(minutes=4),
                 now,
@@ -93,8 +96,13 @@ class Inputs:
             )
             for n in range(BULK_ROWS)
         ]
+        rows: list[tuple[object, ...]] = [
+            (r.pipeline_id, r.status.value, r.triggered_by.value, *msgspec.structs.astuple(r)[3:])
+            for r in records
+        ]
+        assert CopyPipelineExecutionsRecord.__struct_fields__ == BULK_COLUMNS
         dicts = [dict(zip(BULK_COLUMNS, row, strict=True)) for row in rows]
-        return Inputs(pipeline_ids, user_ids, rows, dicts)
+        return Inputs(pipeline_ids, user_ids, rows, dicts, records)
 
     def pipeline(self, i: int) -> UUID:
         return self.pipeline_ids[i % len(self.pipeline_ids)]
@@ -194,10 +202,8 @@ class Etlstore(Implementation):
         )
 
     async def bulk_1000(self, i: int, task: int) -> object:
-        # No generated COPY for executions yet (sql/ has copy_events, copy_component_metrics):
-        # the runtime's copy_records_to_table is what such a function would call.
-        return await self.db.copy_records_to_table(
-            "pipeline_executions", records=self.inputs.bulk_rows, columns=BULK_COLUMNS
+        return await pipeline_executions.copy_pipeline_executions(
+            self.db, records=self.inputs.bulk_records
         )
 
     async def nested(self, i: int, task: int) -> object:

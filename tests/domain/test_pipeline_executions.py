@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
+import msgspec
 import pytest
 
 from etlstore import Database
-from etlstore.errors import InvalidReference
+from etlstore.errors import CheckViolation, InvalidReference
 from etlstore.queries import pipeline_executions as executions
 from etlstore.queries.models import ExecutionStatus, PipelineExecution, TriggerKind
+from etlstore.queries.pipeline_executions import CopyPipelineExecutionsRecord
 
 from ._factories import make_pipeline, walk_pages
 
@@ -88,6 +90,46 @@ async def test_claiming_honours_max_concurrent_executions(db: Database) -> None:
         await _enqueue(db, pipeline.id)
     assert len(await _claim(db, "w1", limit=10)) == 2
     assert await _claim(db, "w2", limit=10) == []
+
+
+async def test_lock_returns_each_waiting_pipeline_once_oldest_first_skipping_full_ones(
+    db: Database,
+) -> None:
+    full = await make_pipeline(db, "full", max_concurrent_executions=1)
+    busy = await make_pipeline(db, "busy", max_concurrent_executions=5)
+    idle = await make_pipeline(db, "idle", max_concurrent_executions=5)
+    # The full pipeline's backlog is the oldest: the walk must go past it.
+    for _ in range(3):
+        await _enqueue(db, full.id)
+    assert [e.pipeline_id for e in await _claim(db, "w1", limit=1)] == [full.id]
+    await _enqueue(db, busy.id)
+    await _enqueue(db, idle.id)
+    await _enqueue(db, busy.id)
+
+    async with db.transaction() as tx:
+        locked = await executions.lock_pipelines_with_queued_executions(tx, limit=10)
+    async with db.transaction() as tx:
+        first = await executions.lock_pipelines_with_queued_executions(tx, limit=1)
+
+    assert [p.id for p in locked] == [busy.id, idle.id]
+    assert [p.id for p in first] == [busy.id]
+
+
+async def test_lock_skips_pipelines_another_claimer_holds(db: Database) -> None:
+    held = await make_pipeline(db, "held")
+    free = await make_pipeline(db, "free")
+    await _enqueue(db, held.id)
+    await _enqueue(db, free.id)
+    async with db.transaction() as first:
+        [taken] = await executions.lock_pipelines_with_queued_executions(first, limit=1)
+        async with db.transaction() as second:
+            others = await executions.lock_pipelines_with_queued_executions(second, limit=10)
+            claimed = await executions.claim_pipeline_executions(
+                second, pipeline_ids=[p.id for p in others], worker_id="w2", limit=10
+            )
+    assert taken.id == held.id
+    assert [p.id for p in others] == [free.id]
+    assert [(c.pipeline_id, c.claimed_by) for c in claimed] == [(free.id, "w2")]
 
 
 async def test_a_paused_pipeline_is_still_claimed_but_nothing_queued_is_not(db: Database) -> None:
@@ -281,6 +323,64 @@ async def test_running_list_counts_by_status_and_failure_rates(db: Database) -> 
     assert [(r.name, r.finished, r.failed) for r in rates] == [("bad", 3, 2), ("good", 3, 1)]
     assert [r.failure_rate for r in rates] == pytest.approx([2 / 3, 1 / 3])
     assert await executions.list_pipeline_failure_rates(db, since=now + timedelta(hours=1)) == []
+
+
+async def test_copy_inserts_every_record_with_defaults_for_the_rest(db: Database) -> None:
+    pipelines = [await make_pipeline(db, "a"), await make_pipeline(db, "b")]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    records = [
+        CopyPipelineExecutionsRecord(
+            pipeline_id=pipelines[n % 2].id,
+            status=ExecutionStatus.FAILED if n % 3 == 0 else ExecutionStatus.SUCCEEDED,
+            triggered_by=TriggerKind.SCHEDULE,
+            queued_at=start + timedelta(minutes=n),
+            started_at=start + timedelta(minutes=n, seconds=1),
+            finished_at=start + timedelta(minutes=n, seconds=30),
+            rows_processed=n,
+            error="boom" if n % 3 == 0 else None,
+        )
+        for n in range(2_000)
+    ]
+    records.append(
+        CopyPipelineExecutionsRecord(
+            pipelines[0].id, ExecutionStatus.QUEUED, TriggerKind.API, start, None, None, 0, None
+        )
+    )
+
+    assert await executions.copy_pipeline_executions(db, records=records) == 2_001
+
+    rows = await db.fetch(
+        "SELECT pipeline_id, status::text, triggered_by::text, queued_at, started_at,"
+        " finished_at, rows_processed, error, attempt, idempotency_key, context"
+        " FROM pipeline_executions ORDER BY id"
+    )
+    assert [tuple(r)[:8] for r in rows] == [
+        (r.pipeline_id, r.status.value, r.triggered_by.value, r.queued_at, r.started_at,
+         r.finished_at, r.rows_processed, r.error)
+        for r in records
+    ]  # fmt: skip
+    assert {(r["attempt"], r["idempotency_key"], r["context"]) for r in rows} == {(1, None, "{}")}
+    # The copied queued row is claimable like any other.
+    [claimed] = await _claim(db, "w1")
+    assert (claimed.pipeline_id, claimed.queued_at) == (pipelines[0].id, start)
+
+
+async def test_copy_fails_the_whole_batch_on_one_bad_row(db: Database) -> None:
+    pipeline = await make_pipeline(db)
+    now = datetime.now(UTC)
+    good = CopyPipelineExecutionsRecord(
+        pipeline.id, ExecutionStatus.SUCCEEDED, TriggerKind.API, now, now, now, 1, None
+    )
+    unknown = msgspec.structs.replace(good, pipeline_id=uuid4())
+    unfinished = msgspec.structs.replace(good, finished_at=None)
+
+    with pytest.raises(InvalidReference) as caught:
+        await executions.copy_pipeline_executions(db, records=[good, unknown])
+    assert caught.value.columns == ("pipeline_id",)
+    with pytest.raises(CheckViolation) as violated:
+        await executions.copy_pipeline_executions(db, records=[good, unfinished])
+    assert violated.value.constraint == "pipeline_executions_finished_when_final_check"
+    assert await db.fetchval("SELECT count(*) FROM pipeline_executions") == 0
 
 
 async def test_delete_execution_returns_it_once(db: Database) -> None:
