@@ -27,6 +27,7 @@ from pglast.enums import (
 )
 from pglast.parser import ParseError
 
+from codegen import _builtins as pg_builtins
 from codegen._catalog import Catalog, CatalogColumn, CatalogTable
 
 __all__ = [
@@ -89,82 +90,6 @@ def infer_nullability(
         raise NullabilityParseError("nullable: cannot determine the output columns")
     return [column.nullability for column in columns]
 
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-# Facts about PostgreSQL's builtin functions and operators (pg_proc, pg_operator) that the
-# nullability analysis relies on. Each list is an allow-list: a name missing here is nullable.
-
-# Aggregates that return NULL over no rows (or only NULL inputs); count() is the exception.
-_AGGREGATES = _words(
-    """
-    any_value array_agg avg bit_and bit_or bit_xor bool_and bool_or corr covar_pop covar_samp
-    every json_agg json_agg_strict json_object_agg json_object_agg_strict
-    json_object_agg_unique json_object_agg_unique_strict jsonb_agg jsonb_agg_strict
-    jsonb_object_agg jsonb_object_agg_strict jsonb_object_agg_unique
-    jsonb_object_agg_unique_strict max min mode percentile_cont percentile_disc range_agg
-    range_intersect_agg regr_avgx regr_avgy regr_count regr_intercept regr_r2 regr_slope regr_sxx
-    regr_sxy regr_syy stddev stddev_pop stddev_samp string_agg sum var_pop var_samp variance xmlagg
-    """
-)
-
-_RANKING_WINDOW_FUNCTIONS = _words("row_number rank dense_rank percent_rank cume_dist")
-_VALUE_WINDOW_FUNCTIONS = _words("lag lead first_value last_value nth_value")
-
-# Return a non-NULL value whatever their arguments (NULL arguments are skipped or rendered).
-_ALWAYS_NON_NULL_FUNCTIONS = _words(
-    """
-    concat json_build_array json_build_object jsonb_build_array jsonb_build_object num_nonnulls
-    num_nulls quote_nullable
-    """
-)
-
-# Non-NULL when their first argument (the separator or format string) is non-NULL.
-_FIRST_ARGUMENT_FUNCTIONS = frozenset(("concat_ws", "format"))
-
-# Strict functions that never return NULL for non-NULL arguments. Deliberately absent:
-# array_length/array_lower/array_upper/array_dims/array_ndims (NULL for an empty array),
-# array_position, regexp_match, substring (its regex forms), jsonb_extract_path,
-# jsonb_path_query_first, to_char and extract/date_part (NULL for infinite timestamps; the
-# analysis accepts extract of the fields that stay infinite), scale/min_scale (NULL for NaN),
-# uuid_extract_*.
-_STRICT_NON_NULL_FUNCTIONS = _words(
-    """
-    abs age array_append array_cat array_fill array_positions array_prepend array_remove
-    array_replace array_reverse array_sample array_shuffle array_sort array_to_json
-    array_to_string ascii bit_length btrim cardinality casefold cbrt ceil ceiling char_length
-    character_length chr clock_timestamp convert_from convert_to crc32 crc32c current_database
-    date_add date_bin date_subtract date_trunc decode degrees div encode exp factorial floor
-    gcd gen_random_uuid initcap isfinite json_array_length json_object like_escape
-    json_strip_nulls json_typeof jsonb_array_length jsonb_insert jsonb_object jsonb_pretty
-    jsonb_set jsonb_set_lax jsonb_strip_nulls jsonb_typeof justify_days justify_hours
-    justify_interval lastval lcm left length ln log log10 lower lpad ltrim make_date make_interval
-    make_time make_timestamp make_timestamptz md5 mod nextval normalize now
-    octet_length overlay pg_backend_pid pg_current_xact_id pg_try_advisory_lock
-    pg_try_advisory_xact_lock pi position pow power quote_ident quote_literal radians random
-    random_normal regexp_count regexp_instr regexp_like regexp_replace repeat replace reverse
-    right round row_to_json rpad rtrim setval sha224 sha256 sha384 sha512 sign
-    similar_to_escape split_part sqrt starts_with statement_timestamp strpos string_to_array
-    substr timeofday timezone to_date to_hex to_json to_jsonb to_number to_timestamp
-    transaction_timestamp translate trim_array trim_scale trunc txid_current upper uuidv4 uuidv7
-    version width_bucket
-    """
-)
-
-# extract()/date_part() fields that stay (+/-)Infinity, not NULL, for infinite inputs.
-_INFINITY_SAFE_FIELDS = frozenset(("epoch", "year", "decade", "century", "millennium"))
-
-# Operators that never return NULL for non-NULL operands. Deliberately absent: -> ->> #> #>>
-# (NULL for a missing key), @@ and @? (NULL for an unknown jsonpath result), # (NULL when
-# two geometric objects do not intersect).
-_NON_NULL_OPERATORS = _words(
-    """
-    = <> != < > <= >= + - * / % ^ |/ ||/ @ & | ~ << >> || ~~ ~~* !~~ !~~* ~* !~ !~* @> <@ &&
-    ? ?| ?& #- ^@ -|- &< &> <<| |>>
-    """
-)
 
 _DML = (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
 _ROW_RETURNING_UTILITIES = (
@@ -693,7 +618,10 @@ def _function_columns(call: ast.FuncCall, name: str, scope: _Scope) -> tuple[_Co
         return (_Column("value", _nullable(f"{name}() yields NULL for JSON null elements")),)
     if name in ("jsonb_object_keys", "json_object_keys"):
         return (_Column(name, _non_null(f"{name}() yields non-null keys")),)
-    if name in _STRICT_NON_NULL_FUNCTIONS or name in _ALWAYS_NON_NULL_FUNCTIONS:
+    if (
+        name in pg_builtins.STRICT_NON_NULL_FUNCTIONS
+        or name in pg_builtins.ALWAYS_NON_NULL_FUNCTIONS
+    ):
         return (_Column(name, _function_call(call, scope)),)
     return None
 
@@ -999,7 +927,7 @@ def _a_expr(node: ast.A_Expr, scope: _Scope) -> Nullability:
     }.get(kind if kind is not None else A_Expr_Kind.AEXPR_OP, f"operator {operator}")
     if kind in (A_Expr_Kind.AEXPR_SIMILAR, A_Expr_Kind.AEXPR_LIKE, A_Expr_Kind.AEXPR_ILIKE):
         label = "LIKE/ILIKE/SIMILAR TO"
-    elif label.startswith("operator") and operator not in _NON_NULL_OPERATORS:
+    elif label.startswith("operator") and operator not in pg_builtins.NON_NULL_OPERATORS:
         return _nullable(f"operator {operator} is not known to return non-null")
     return _all_operands(operands, label)
 
@@ -1039,20 +967,22 @@ def _function_call(call: ast.FuncCall, scope: _Scope) -> Nullability:
     if name == "count":
         return _non_null("count() never returns NULL")
     if call.over is not None:
-        if name in _RANKING_WINDOW_FUNCTIONS:
+        if name in pg_builtins.RANKING_WINDOW_FUNCTIONS:
             return _non_null(f"{name}() never returns NULL")
-        if name in _VALUE_WINDOW_FUNCTIONS:
+        if name in pg_builtins.VALUE_WINDOW_FUNCTIONS:
             return _nullable(f"{name}() returns NULL when the row is outside the window frame")
         if name == "ntile":
             return _all_operands([_expr(a, scope) for a in call.args or ()], "ntile()")
-    if name in _AGGREGATES:
+    if name in pg_builtins.AGGREGATES:
         return _nullable(f"{name}() returns NULL over no rows")
     arguments = [_expr(a, scope) for a in call.args or ()]
-    if name in _ALWAYS_NON_NULL_FUNCTIONS:
+    if name in pg_builtins.ALWAYS_NON_NULL_FUNCTIONS:
         return _non_null(f"{name}() never returns NULL")
-    if name in _FIRST_ARGUMENT_FUNCTIONS:
+    if name in pg_builtins.FIRST_ARGUMENT_FUNCTIONS:
         return _all_operands(arguments[:1], f"{name}()")
-    if name in _STRICT_NON_NULL_FUNCTIONS or _is_safe_special_form(name, call.args or ()):
+    if name in pg_builtins.STRICT_NON_NULL_FUNCTIONS or _is_safe_special_form(
+        name, call.args or ()
+    ):
         return _all_operands(arguments, f"{name}()")
     if name in ("extract", "date_part"):
         return _nullable(f"{name}() of this field returns NULL for infinite values")
@@ -1067,7 +997,9 @@ def _is_safe_special_form(name: str, args: tuple[object, ...]) -> bool:
     if name == "substring":
         return isinstance(second, int)
     first = _literal(args[0]) if args else None
-    return name in ("extract", "date_part") and str(first).lower() in _INFINITY_SAFE_FIELDS
+    return (
+        name in ("extract", "date_part") and str(first).lower() in pg_builtins.INFINITY_SAFE_FIELDS
+    )
 
 
 def _literal(node: object) -> object:
@@ -1100,7 +1032,7 @@ def _sublink(node: ast.SubLink, scope: _Scope) -> Nullability:
         return _non_null(f"scalar subquery always returns one row and {detail}")
     if kind in (SubLinkType.ANY_SUBLINK, SubLinkType.ALL_SUBLINK):
         operator = _operator_name(node.operName) if node.operName else "="
-        if operator not in _NON_NULL_OPERATORS or columns is None:
+        if operator not in pg_builtins.NON_NULL_OPERATORS or columns is None:
             return _nullable(f"{operator} ANY/ALL (subquery) may return NULL")
         operands = [_operand(node.testexpr, scope), *(c.nullability for c in columns)]
         return _all_operands(operands, "IN/ANY/ALL (subquery)")
@@ -1138,7 +1070,7 @@ def _is_aggregate_result(node: ast.Node) -> bool:
 def _is_aggregate(call: ast.FuncCall) -> bool:
     name = _function_name(call)
     return (
-        name in _AGGREGATES
+        name in pg_builtins.AGGREGATES
         or name == "count"
         or bool(call.agg_star or call.agg_filter or call.agg_order or call.agg_within_group)
     )
@@ -1165,7 +1097,9 @@ def _resolves_locally(ref: ast.ColumnRef, relations: tuple[_Relation, ...]) -> b
 def _may_return_set(node: ast.Node | None) -> bool:
     """Whether a set-returning function could hide in the expression (unknown functions)."""
     known = (
-        _STRICT_NON_NULL_FUNCTIONS | _ALWAYS_NON_NULL_FUNCTIONS | _FIRST_ARGUMENT_FUNCTIONS
+        pg_builtins.STRICT_NON_NULL_FUNCTIONS
+        | pg_builtins.ALWAYS_NON_NULL_FUNCTIONS
+        | pg_builtins.FIRST_ARGUMENT_FUNCTIONS
     ) | {"substring", "extract", "date_part"}
     for child in _walk(node):
         if isinstance(child, ast.FuncCall) and child.over is None:
