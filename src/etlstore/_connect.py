@@ -19,6 +19,7 @@ from etlstore._config import resolve_dsn
 from etlstore._database import Database
 from etlstore._executor import Connection
 from etlstore._observability import QueryHook, QueryObserver
+from etlstore._replicas import Router
 from etlstore._translate import cannot_connect
 
 __all__ = ["connect"]
@@ -107,45 +108,81 @@ async def _open(
     max_inactive_connection_lifetime: float,
     slow_query_s: float | None,
     on_query: Iterable[QueryHook],
+    replicas: tuple[str, ...],
+    max_replica_lag_s: float,
+    replica_probe_interval_s: float,
 ) -> Database:
     if dsn is None:
         # Sync, and may start the embedded server: not on the event loop.
         dsn = await asyncio.to_thread(resolve_dsn)
-    settings = _server_settings(
-        dsn,
-        application_name=application_name,
-        statement_timeout=statement_timeout,
-        lock_timeout=lock_timeout,
-        idle_in_transaction_session_timeout=idle_in_transaction_session_timeout,
-    )
-    pool = asyncpg.create_pool(
-        dsn,
-        min_size=min_size,
-        max_size=max_size,
-        max_queries=max_queries,
-        # Enforced by FastPool's sweep, not by a timer per checkout.
-        max_inactive_connection_lifetime=0,
-        init=_init_connection,
-        reset=_no_reset,
-        command_timeout=command_timeout,
-        timeout=connect_timeout,
-        server_settings=settings,
-    )
-    try:
-        await pool
-    except BaseException as exc:
-        error = cannot_connect(exc)
-        if error is None:
-            raise
-        raise error from exc
     observer = QueryObserver(slow_query_s=slow_query_s, hooks=on_query)
-    return Database(
-        pool,
-        where=_describe(dsn),
-        observer=observer,
-        acquire_timeout=acquire_timeout,
-        max_inactive_connection_lifetime=max_inactive_connection_lifetime,
+
+    async def database(url: str, *, min_size: int, read_only: bool = False) -> Database:
+        settings = _server_settings(
+            url,
+            application_name=application_name,
+            statement_timeout=statement_timeout,
+            lock_timeout=lock_timeout,
+            idle_in_transaction_session_timeout=idle_in_transaction_session_timeout,
+        )
+        if read_only:
+            settings["default_transaction_read_only"] = "on"
+        pool = asyncpg.create_pool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            max_queries=max_queries,
+            # Enforced by FastPool's sweep, not by a timer per checkout.
+            max_inactive_connection_lifetime=0,
+            init=_init_connection,
+            reset=_no_reset,
+            command_timeout=command_timeout,
+            timeout=connect_timeout,
+            server_settings=settings,
+        )
+        try:
+            await pool
+        except BaseException as exc:
+            error = cannot_connect(exc)
+            if error is None:
+                raise
+            raise error from exc
+        return Database(
+            pool,
+            where=_describe(url),
+            observer=observer,
+            acquire_timeout=acquire_timeout,
+            max_inactive_connection_lifetime=max_inactive_connection_lifetime,
+        )
+
+    primary = await database(dsn, min_size=min_size)
+    # Replica pools and the primary's read-only pool open connections only when used: a replica
+    # that is down when the application starts is skipped, not an error.
+    opened = [primary]
+    try:
+        opened.append(await database(dsn, min_size=0, read_only=True))
+        for url in replicas:
+            opened.append(await database(url, min_size=0))
+    except BaseException:
+        for db in opened:
+            await db.close()
+        raise
+    router = Router(
+        primary,
+        opened[1],
+        opened[2:],
+        max_lag_s=max_replica_lag_s,
+        probe_interval_s=replica_probe_interval_s,
     )
+    primary._router = router
+    if replicas:
+        try:
+            await router.probe()  # routing is current from the first read on
+        except BaseException:
+            await primary.close()
+            raise
+        router.start()
+    return primary
 
 
 async def _no_reset(con: Connection) -> None:
@@ -198,6 +235,9 @@ def connect(
     max_inactive_connection_lifetime: float = 300.0,
     slow_query_s: float | None = 0.5,
     on_query: Iterable[QueryHook] = (),
+    replicas: Iterable[str] = (),
+    max_replica_lag_s: float = 5.0,
+    replica_probe_interval_s: float = 1.0,
 ) -> _Connecting:
     """Open a Database: ``db = await connect(...)`` or ``async with connect(...) as db:``.
 
@@ -207,8 +247,11 @@ def connect(
     the client, the other three are server settings sent at connect time. ``slow_query_s``:
     statements at least this slow are logged at WARNING (None: never). ``on_query``: callables
     ``(name, duration_s, error)`` run after every statement, e.g. to export metrics.
+    ``replicas``: DSNs of streaming replicas for ``db.replica`` reads, skipped while down or
+    lagging more than ``max_replica_lag_s`` (probed every ``replica_probe_interval_s``).
     """
     hooks = tuple(on_query)
+    replica_dsns = tuple(replicas)
 
     def opening() -> Awaitable[Database]:
         return _open(
@@ -226,6 +269,9 @@ def connect(
             max_inactive_connection_lifetime=max_inactive_connection_lifetime,
             slow_query_s=slow_query_s,
             on_query=hooks,
+            replicas=replica_dsns,
+            max_replica_lag_s=max_replica_lag_s,
+            replica_probe_interval_s=replica_probe_interval_s,
         )
 
     return _Connecting(opening)

@@ -21,6 +21,7 @@ import asyncpg
 from etlstore._executor import Connection, ExecutorMethods
 from etlstore._observability import QueryObserver, QueryStats
 from etlstore._pool import FastPool
+from etlstore._replicas import COMMIT_LSN_SQL, ReplicaExecutor, ReplicaStatus, Router, parse_lsn
 from etlstore._retry import run_idempotent, run_in_transaction
 from etlstore._transaction import Isolation, Transaction
 from etlstore._translate import (
@@ -84,6 +85,7 @@ class Database(ExecutorMethods):
         "_observer",
         "_pool",
         "_retry_rng",
+        "_router",
         "_where",
     )
 
@@ -105,6 +107,8 @@ class Database(ExecutorMethods):
         self._where = where
         self._columns: dict[tuple[str, str, str], tuple[str, ...]] = {}
         self._retry_rng = random.Random()
+        #: Set by ``connect()`` on the primary's Database: where ``replica`` reads go.
+        self._router: Router | None = None
 
     def __repr__(self) -> str:
         return f"<etlstore.Database {self._where}>"
@@ -116,6 +120,8 @@ class Database(ExecutorMethods):
 
     async def close(self) -> None:
         """Wait for checked-out connections to come back, then close them all."""
+        if self._router is not None:
+            await self._router.close()
         self._fast.close()
         await self._pool.close()
 
@@ -260,6 +266,31 @@ class Database(ExecutorMethods):
             max_delay_s=max_delay_s,
             rng=self._retry_rng,
         )
+
+    @property
+    def replica(self) -> ReplicaExecutor:
+        """An executor for reads: a healthy replica, else read-only sessions on the primary."""
+        return self._replicas().replica
+
+    def replica_at(self, lsn: int) -> ReplicaExecutor:
+        """Like ``replica``, but only replicas known to have replayed ``lsn`` (``commit_lsn()``)."""
+        return ReplicaExecutor(self._replicas(), lsn)
+
+    async def commit_lsn(self) -> int:
+        """The primary's WAL position now: at least the end of every commit that returned.
+
+        One round trip; pass it to ``replica_at`` to read your own writes from a replica.
+        """
+        return parse_lsn(await self.fetchval(COMMIT_LSN_SQL))
+
+    def replica_status(self) -> tuple[ReplicaStatus, ...]:
+        """Each replica as the last probe saw it: healthy or why it is skipped, its lag."""
+        return self._replicas().statuses()
+
+    def _replicas(self) -> Router:
+        if self._router is None:
+            raise TypeError(f"{self!r} has no replica routing: open it with etlstore.connect()")
+        return self._router
 
     def _pool_stats(self) -> PoolStats:
         size, idle, in_use, waiting = self._fast.stats()

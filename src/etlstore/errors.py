@@ -19,6 +19,7 @@ __all__ = [
     "NotNullViolation",
     "OutcomeUnknown",
     "QueryTimeout",
+    "ReadOnly",
     "SerializationConflict",
     "Unavailable",
 ]
@@ -107,6 +108,10 @@ class InvalidValue(EtlstoreError):
         super().__init__(message, query=query, sqlstate=sqlstate)
         self.condition = condition
         self.column = column
+
+
+class ReadOnly(EtlstoreError):
+    """A write was sent through ``db.replica`` (25006 read_only_sql_transaction): use ``db``."""
 
 
 class SerializationConflict(EtlstoreError):
