@@ -15,7 +15,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import psycopg
@@ -29,7 +28,7 @@ import etlstore
 from benchmarks import _report
 from benchmarks._alternatives import Implementation, Inputs, open_asyncpg, open_etlstore
 from benchmarks._runner import LOOPS, MODES, Cell, Plan, measure_operation, new_loop
-from etlstore._config import resolve_dsn
+from etlstore._config import resolve_dsn, with_database
 from etlstore._demo_seed import Scale, seed
 from etlstore._demo_targets import OPERATIONS
 from etlstore._migrations import apply_migrations
@@ -90,7 +89,7 @@ def _database(name: str) -> str:
         conn.execute(
             sql.SQL("ALTER DATABASE {} SET synchronous_commit = off").format(sql.Identifier(name))
         )
-    dsn = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+    dsn = with_database(server, name)
     apply_migrations(dsn, ROOT / "migrations")
     return dsn
 

@@ -12,22 +12,19 @@ import shutil
 import sys
 import tempfile
 import tomllib
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 import psycopg
-from psycopg import sql
 
 from codegen._analyze import analyze
 from codegen._ir import Package, Query
 from codegen._parse import SourceError, parse_sql_dir
 from codegen._render import render_package
 from codegen._write import FormatError, format_sources, stale_files, write_files
-from etlstore._config import asyncpg_dsn
+from etlstore import _config
 from etlstore._embedded import EmbeddedPostgres, EmbeddedServerError
 
 __all__ = ["Settings", "build", "load_settings", "main", "throwaway_database"]
@@ -83,17 +80,8 @@ def throwaway_database(dsn: str | None) -> Iterator[str]:
     """A new empty database, dropped afterwards: on ``dsn``'s server, DATABASE_URL's or embedded."""
     server = dsn or os.environ.get("DATABASE_URL")
     if server:
-        server = asyncpg_dsn(server)
-        name = f"codegen_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
-        finally:
-            with psycopg.connect(server, autocommit=True) as conn:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
+        with _config.throwaway_database(_config.asyncpg_dsn(server), "codegen") as database:
+            yield database
         return
     tmp = Path(tempfile.mkdtemp(prefix="codegen-pg-"))
     cluster = EmbeddedPostgres(tmp / "data", database="postgres", settings={"fsync": "off"})

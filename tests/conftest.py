@@ -12,13 +12,12 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from etlstore._config import asyncpg_dsn
+from etlstore._config import asyncpg_dsn, with_database
 from etlstore._embedded import EmbeddedPostgres
 from etlstore._migrations import apply_migrations
 
@@ -53,12 +52,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     own = config.stash.get(_OWN_BASETEMP, None)
     if own is not None:
         shutil.rmtree(own, ignore_errors=True)
-
-
-def with_database(dsn: str, database: str) -> str:
-    """The same server and credentials, another database."""
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 @pytest.fixture(scope="session")

@@ -16,11 +16,11 @@ import pytest
 from psycopg import sql
 
 from etlstore._backup import BackupError, backup_database, pg_bin_dir, restore_database
+from etlstore._config import with_database
 from etlstore._embedded import EmbeddedPostgres, _free_port, _run_as
 from etlstore._migrations import apply_migrations
 from etlstore.cli import main
 from tests._catalog import schema_snapshot
-from tests.conftest import with_database
 
 REPO = Path(__file__).resolve().parents[1]
 MIGRATIONS = REPO / "migrations"

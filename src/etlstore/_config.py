@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
 
 from etlstore._embedded import EmbeddedPostgres
 
-__all__ = ["asyncpg_dsn", "default_embedded", "resolve_dsn", "yoyo_url"]
+__all__ = [
+    "asyncpg_dsn",
+    "default_embedded",
+    "resolve_dsn",
+    "throwaway_database",
+    "with_database",
+    "yoyo_url",
+]
 
 _SCHEMES = ("postgresql+psycopg://", "postgres+psycopg://", "postgresql://", "postgres://")
 
@@ -51,3 +65,23 @@ def resolve_dsn() -> str:
     if url:
         return asyncpg_dsn(url)
     return default_embedded().start()
+
+
+def with_database(dsn: str, database: str) -> str:
+    """The same server and credentials, another database."""
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{database}"))
+
+
+@contextmanager
+def throwaway_database(server_dsn: str, prefix: str) -> Iterator[str]:
+    """A new empty database on ``server_dsn``'s server, dropped (sessions and all) afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield with_database(server_dsn, name)
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

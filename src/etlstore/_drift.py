@@ -9,18 +9,13 @@ yoyo's tables and etlstore's deploy bookkeeping (schema ``etlstore_deploy``) are
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, LiteralString
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg import sql
 
-from etlstore._config import asyncpg_dsn
+from etlstore._config import asyncpg_dsn, throwaway_database
 from etlstore._migrations import apply_migrations
 
 __all__ = ["Drift", "find_drift", "schema_snapshot"]
@@ -161,24 +156,6 @@ def schema_snapshot(conn: psycopg.Connection[Any]) -> Snapshot:
     return snapshot
 
 
-def _with_database(dsn: str, database: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{database}"))
-
-
-@contextmanager
-def _throwaway_database(server_dsn: str) -> Iterator[str]:
-    name = f"etlstore_drift_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield _with_database(server_dsn, name)
-    finally:
-        with psycopg.connect(server_dsn, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
 def find_drift(
     dsn: str, migrations_dir: Path | None = None, *, reference_dsn: str | None = None
 ) -> Drift:
@@ -191,7 +168,7 @@ def find_drift(
     with psycopg.connect(live_dsn) as conn:
         live = schema_snapshot(conn)
         invalid = [row[0] for row in conn.execute(_INVALID_INDEXES)]
-    with _throwaway_database(asyncpg_dsn(reference_dsn or dsn)) as reference_db:
+    with throwaway_database(asyncpg_dsn(reference_dsn or dsn), "etlstore_drift") as reference_db:
         apply_migrations(reference_db, migrations_dir)
         with psycopg.connect(reference_db) as conn:
             expected = schema_snapshot(conn)

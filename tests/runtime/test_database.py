@@ -20,9 +20,9 @@ import msgspec
 import pytest
 
 import etlstore
+from etlstore._config import with_database
 from etlstore._embedded import EmbeddedPostgres
 from etlstore.errors import Unavailable
-from tests.conftest import with_database
 
 _CANARY = "canary-9f3e1c7b"
 

@@ -21,11 +21,12 @@ import msgspec
 import pytest
 
 import etlstore
+from etlstore._config import with_database
 from etlstore._migrations import apply_migrations
 from etlstore.errors import CheckViolation, Conflict, EtlstoreError, InvalidValue, Unavailable
 from etlstore.queries import users
 from etlstore.services import SYSTEM, InvalidInput, access
-from tests.conftest import MIGRATIONS, with_database
+from tests.conftest import MIGRATIONS
 from tests.domain._factories import snapshot
 from tests.security._generated import query_functions
 
