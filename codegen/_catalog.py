@@ -196,6 +196,8 @@ SELECT c.oid::int, n.nspname, c.relname, c.relkind::text,
        coalesce(obj_description(c.oid, 'pg_class'), '')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'c')
+  -- A query names the partitioned table; its partitions come and go with time.
+  AND NOT c.relispartition
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
 ORDER BY c.relkind = 'c', n.nspname, c.relname
 """

@@ -76,6 +76,8 @@ SELECT c.oid::int, c.relname, coalesce(obj_description(c.oid, 'pg_class'), '')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(current_schemas(false))
   AND c.relname !~ '^(_yoyo_|yoyo_lock$)'
+  -- A partitioned table stands for its partitions, which come and go with time.
+  AND NOT c.relispartition
 ORDER BY c.relname
 """
 _COLUMNS_SQL = """

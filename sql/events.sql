@@ -12,9 +12,22 @@ COPY events (event_type, data, idempotency_key) FROM STDIN;
 -- name: ingest_event(event_type, data, idempotency_key)<!
 -- Ingest one event; None when an event with the same idempotency_key exists already.
 -- @nullable idempotency_key
-INSERT INTO events (event_type, data, idempotency_key)
-VALUES (:event_type, :data, :idempotency_key)
-ON CONFLICT (idempotency_key) DO NOTHING
+WITH new_event AS MATERIALIZED (SELECT gen_random_uuid() AS id, now() AS created_at),
+-- The key first (events is partitioned, so no UNIQUE constraint of its own can span all events):
+-- a key taken already, or by a transaction that goes on to commit, inserts nothing here and so
+-- no event below.
+claimed_key AS (
+    INSERT INTO event_idempotency_keys (idempotency_key, event_id, created_at)
+    SELECT CAST(:idempotency_key AS text), n.id, n.created_at
+    FROM new_event AS n
+    WHERE :idempotency_key IS NOT NULL
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING event_id
+)
+INSERT INTO events (id, event_type, data, idempotency_key, created_at)
+SELECT n.id, CAST(:event_type AS text), CAST(:data AS jsonb), :idempotency_key, n.created_at
+FROM new_event AS n
+WHERE :idempotency_key IS NULL OR EXISTS (SELECT FROM claimed_key)
 RETURNING id, event_type, data, task_context, status, idempotency_key, attempts, claimed_by,
           claimed_at, error, created_at, updated_at, processed_at;
 
@@ -27,10 +40,12 @@ WHERE id = :id;
 
 -- name: get_event_by_idempotency_key(idempotency_key)^
 -- The event a producer sent with an idempotency key.
-SELECT id, event_type, data, task_context, status, idempotency_key, attempts, claimed_by,
-       claimed_at, error, created_at, updated_at, processed_at
-FROM events
-WHERE idempotency_key = :idempotency_key;
+SELECT e.id, e.event_type, e.data, e.task_context, e.status, e.idempotency_key, e.attempts,
+       e.claimed_by, e.claimed_at, e.error, e.created_at, e.updated_at, e.processed_at
+FROM event_idempotency_keys AS k
+-- The whole key: only the event's own partition is read.
+JOIN events AS e ON e.id = k.event_id AND e.created_at = k.created_at
+WHERE k.idempotency_key = :idempotency_key;
 
 -- name: list_events(before_created_at, before_id, limit)
 -- A page of all events, newest first; both cursors None for the first page.
@@ -65,14 +80,15 @@ UPDATE events AS e
 SET status = 'processing', claimed_by = :consumer_id, claimed_at = now(),
     attempts = e.attempts + 1
 FROM (
-    SELECT q.id
+    SELECT q.id, q.created_at
     FROM events AS q
     WHERE q.status = 'pending'
     ORDER BY q.created_at, q.id
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
 ) AS chosen
-WHERE e.id = chosen.id
+-- The whole key: each row is looked up in its own partition only.
+WHERE e.id = chosen.id AND e.created_at = chosen.created_at
 RETURNING e.id, e.event_type, e.data, e.task_context, e.status, e.idempotency_key, e.attempts,
           e.claimed_by, e.claimed_at, e.error, e.created_at, e.updated_at, e.processed_at;
 

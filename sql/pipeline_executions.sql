@@ -11,11 +11,30 @@
 -- an InvalidReference.
 -- @nullable triggered_by_user_id
 -- @nullable idempotency_key
-INSERT INTO pipeline_executions (
-    pipeline_id, triggered_by, triggered_by_user_id, idempotency_key, context
+WITH new_execution AS MATERIALIZED (
+    SELECT nextval(pg_get_serial_sequence('pipeline_executions', 'id')) AS id, now() AS queued_at
+),
+-- The key first (pipeline_executions is partitioned, so no UNIQUE constraint of its own can span
+-- all executions): a key taken already, or by a transaction that goes on to commit, inserts
+-- nothing here and so no execution below.
+claimed_key AS (
+    INSERT INTO pipeline_execution_idempotency_keys (
+        pipeline_id, idempotency_key, pipeline_execution_id, queued_at
+    )
+    SELECT CAST(:pipeline_id AS uuid), CAST(:idempotency_key AS text), n.id, n.queued_at
+    FROM new_execution AS n
+    WHERE :idempotency_key IS NOT NULL
+    ON CONFLICT (pipeline_id, idempotency_key) DO NOTHING
+    RETURNING pipeline_execution_id
 )
-VALUES (:pipeline_id, :triggered_by, :triggered_by_user_id, :idempotency_key, :context)
-ON CONFLICT (pipeline_id, idempotency_key) DO NOTHING
+INSERT INTO pipeline_executions (
+    id, pipeline_id, triggered_by, triggered_by_user_id, idempotency_key, queued_at, context
+)
+OVERRIDING SYSTEM VALUE
+SELECT n.id, :pipeline_id, CAST(:triggered_by AS trigger_kind), CAST(:triggered_by_user_id AS uuid),
+       :idempotency_key, n.queued_at, CAST(:context AS jsonb)
+FROM new_execution AS n
+WHERE :idempotency_key IS NULL OR EXISTS (SELECT FROM claimed_key)
 RETURNING id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, idempotency_key,
           queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at,
           rows_processed, error, context, updated_at;
@@ -41,13 +60,16 @@ WHERE id = :id;
 
 -- name: get_pipeline_execution_by_idempotency_key(pipeline_id, idempotency_key)^
 -- The execution queued for a pipeline with a client's idempotency key.
-SELECT id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, idempotency_key,
-       queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at, rows_processed,
-       error, context, updated_at
-FROM pipeline_executions
-WHERE pipeline_id = :pipeline_id AND idempotency_key = :idempotency_key;
+SELECT e.id, e.pipeline_id, e.status, e.attempt, e.triggered_by, e.triggered_by_user_id,
+       e.idempotency_key, e.queued_at, e.claimed_by, e.claimed_at, e.heartbeat_at, e.started_at,
+       e.finished_at, e.rows_processed, e.error, e.context, e.updated_at
+FROM pipeline_execution_idempotency_keys AS k
+-- The whole key: only the execution's own partition is read.
+JOIN pipeline_executions AS e ON e.id = k.pipeline_execution_id AND e.queued_at = k.queued_at
+WHERE k.pipeline_id = :pipeline_id AND k.idempotency_key = :idempotency_key;
 
 -- name: lock_pipelines_with_queued_executions(limit)
+-- @vet allow seqscan: vet plans on empty partitions, where hashing all pipelines looks cheapest; with rows the plan walks the queued partial indexes in order (Merge Append) and probes pipelines_pkey per execution (docs/scaling.md)
 -- Step 1 of claiming: lock pipelines with claimable executions and free capacity.
 --
 -- Up to `limit` pipelines, oldest waiting first, skipping those another worker is claiming for.
@@ -97,7 +119,7 @@ WITH capacity AS (
     WHERE p.id = ANY((SELECT CAST(:pipeline_ids AS uuid[]))::uuid[])
 ),
 chosen AS (
-    SELECT q.id
+    SELECT q.id, q.queued_at
     FROM capacity AS c
     CROSS JOIN LATERAL (
         SELECT e.id, e.queued_at
@@ -114,7 +136,8 @@ UPDATE pipeline_executions AS e
 SET status = 'running', claimed_by = :worker_id, claimed_at = now(), heartbeat_at = now(),
     started_at = now()
 FROM chosen
-WHERE e.id = chosen.id
+-- The whole key: each row is looked up in its own partition only.
+WHERE e.id = chosen.id AND e.queued_at = chosen.queued_at
 RETURNING e.id, e.pipeline_id, e.status, e.attempt, e.triggered_by, e.triggered_by_user_id,
           e.idempotency_key, e.queued_at, e.claimed_by, e.claimed_at, e.heartbeat_at,
           e.started_at, e.finished_at, e.rows_processed, e.error, e.context, e.updated_at;
@@ -166,15 +189,34 @@ RETURNING id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, 
 -- It is claimable after the pipeline's retry_delay_seconds. None when it is not failed, its
 -- pipeline's retry_attempts are used up, or it was requeued already (the retry's idempotency key
 -- is 'retry:<id>').
-INSERT INTO pipeline_executions (
-    pipeline_id, attempt, triggered_by, triggered_by_user_id, idempotency_key, queued_at, context
+WITH retry AS MATERIALIZED (
+    SELECT nextval(pg_get_serial_sequence('pipeline_executions', 'id')) AS id,
+           e.pipeline_id, e.attempt + 1 AS attempt, e.triggered_by, e.triggered_by_user_id,
+           'retry:' || e.id AS idempotency_key,
+           now() + make_interval(secs => p.retry_delay_seconds) AS queued_at, e.context
+    FROM pipeline_executions AS e
+    JOIN pipelines AS p ON p.id = e.pipeline_id
+    WHERE e.id = :id AND e.status = 'failed' AND e.attempt <= p.retry_attempts
+),
+-- As in enqueue_pipeline_execution: the key first, and no retry when it is taken.
+claimed_key AS (
+    INSERT INTO pipeline_execution_idempotency_keys (
+        pipeline_id, idempotency_key, pipeline_execution_id, queued_at
+    )
+    SELECT r.pipeline_id, r.idempotency_key, r.id, r.queued_at
+    FROM retry AS r
+    ON CONFLICT (pipeline_id, idempotency_key) DO NOTHING
+    RETURNING pipeline_execution_id
 )
-SELECT e.pipeline_id, e.attempt + 1, e.triggered_by, e.triggered_by_user_id, 'retry:' || e.id,
-       now() + make_interval(secs => p.retry_delay_seconds), e.context
-FROM pipeline_executions AS e
-JOIN pipelines AS p ON p.id = e.pipeline_id
-WHERE e.id = :id AND e.status = 'failed' AND e.attempt <= p.retry_attempts
-ON CONFLICT (pipeline_id, idempotency_key) DO NOTHING
+INSERT INTO pipeline_executions (
+    id, pipeline_id, attempt, triggered_by, triggered_by_user_id, idempotency_key, queued_at,
+    context
+)
+OVERRIDING SYSTEM VALUE
+SELECT r.id, r.pipeline_id, r.attempt, r.triggered_by, r.triggered_by_user_id, r.idempotency_key,
+       r.queued_at, r.context
+FROM retry AS r
+WHERE EXISTS (SELECT FROM claimed_key)
 RETURNING id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, idempotency_key,
           queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at,
           rows_processed, error, context, updated_at;

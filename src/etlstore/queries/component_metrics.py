@@ -112,7 +112,7 @@ class CopyComponentMetricsRecord(msgspec.Struct, frozen=True):
     """What was measured, e.g. rows_per_second."""
     value: float
     recorded_at: datetime
-    """When it was measured."""
+    """When it was measured; the partition key."""
 
 
 async def copy_component_metrics(

@@ -43,25 +43,40 @@ COPY_EVENTS: Final = """-- copy_events (sql/events.sql:5)
 COPY events (event_type, data, idempotency_key) FROM STDIN"""
 
 INGEST_EVENT: Final = """-- ingest_event (sql/events.sql:12)
-INSERT INTO events (event_type, data, idempotency_key)
-VALUES ($1, $2, $3)
-ON CONFLICT (idempotency_key) DO NOTHING
+WITH new_event AS MATERIALIZED (SELECT gen_random_uuid() AS id, now() AS created_at),
+-- The key first (events is partitioned, so no UNIQUE constraint of its own can span all events):
+-- a key taken already, or by a transaction that goes on to commit, inserts nothing here and so
+-- no event below.
+claimed_key AS (
+    INSERT INTO event_idempotency_keys (idempotency_key, event_id, created_at)
+    SELECT CAST($1 AS text), n.id, n.created_at
+    FROM new_event AS n
+    WHERE $1 IS NOT NULL
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING event_id
+)
+INSERT INTO events (id, event_type, data, idempotency_key, created_at)
+SELECT n.id, CAST($2 AS text), CAST($3 AS jsonb), $1, n.created_at
+FROM new_event AS n
+WHERE $1 IS NULL OR EXISTS (SELECT FROM claimed_key)
 RETURNING id, event_type, data, task_context, status, idempotency_key, attempts, claimed_by,
           claimed_at, error, created_at, updated_at, processed_at"""
 
-GET_EVENT: Final = """-- get_event (sql/events.sql:21)
+GET_EVENT: Final = """-- get_event (sql/events.sql:34)
 SELECT id, event_type, data, task_context, status, idempotency_key, attempts, claimed_by,
        claimed_at, error, created_at, updated_at, processed_at
 FROM events
 WHERE id = $1"""
 
-GET_EVENT_BY_IDEMPOTENCY_KEY: Final = """-- get_event_by_idempotency_key (sql/events.sql:28)
-SELECT id, event_type, data, task_context, status, idempotency_key, attempts, claimed_by,
-       claimed_at, error, created_at, updated_at, processed_at
-FROM events
-WHERE idempotency_key = $1"""
+GET_EVENT_BY_IDEMPOTENCY_KEY: Final = """-- get_event_by_idempotency_key (sql/events.sql:41)
+SELECT e.id, e.event_type, e.data, e.task_context, e.status, e.idempotency_key, e.attempts,
+       e.claimed_by, e.claimed_at, e.error, e.created_at, e.updated_at, e.processed_at
+FROM event_idempotency_keys AS k
+-- The whole key: only the event's own partition is read.
+JOIN events AS e ON e.id = k.event_id AND e.created_at = k.created_at
+WHERE k.idempotency_key = $1"""
 
-LIST_EVENTS: Final = """-- list_events (sql/events.sql:35)
+LIST_EVENTS: Final = """-- list_events (sql/events.sql:50)
 SELECT id, event_type, data, task_context, status, idempotency_key, attempts, claimed_by,
        claimed_at, error, created_at, updated_at, processed_at
 FROM events
@@ -70,7 +85,7 @@ WHERE (created_at, id) < (coalesce($1::timestamptz, 'infinity'),
 ORDER BY created_at DESC, id DESC
 LIMIT $3"""
 
-LIST_EVENTS_BY_TYPE: Final = """-- list_events_by_type (sql/events.sql:47)
+LIST_EVENTS_BY_TYPE: Final = """-- list_events_by_type (sql/events.sql:62)
 SELECT id, event_type, data, task_context, status, idempotency_key, attempts, claimed_by,
        claimed_at, error, created_at, updated_at, processed_at
 FROM events
@@ -78,40 +93,41 @@ WHERE event_type = $1 AND created_at >= $2 AND created_at < $3
 ORDER BY created_at
 LIMIT $4"""
 
-COUNT_PENDING_EVENTS: Final = """-- count_pending_events (sql/events.sql:56)
+COUNT_PENDING_EVENTS: Final = """-- count_pending_events (sql/events.sql:71)
 SELECT count(*) FROM events WHERE status = 'pending'"""
 
-CLAIM_EVENTS: Final = """-- claim_events (sql/events.sql:60)
+CLAIM_EVENTS: Final = """-- claim_events (sql/events.sql:75)
 UPDATE events AS e
 SET status = 'processing', claimed_by = $1, claimed_at = now(),
     attempts = e.attempts + 1
 FROM (
-    SELECT q.id
+    SELECT q.id, q.created_at
     FROM events AS q
     WHERE q.status = 'pending'
     ORDER BY q.created_at, q.id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ) AS chosen
-WHERE e.id = chosen.id
+-- The whole key: each row is looked up in its own partition only.
+WHERE e.id = chosen.id AND e.created_at = chosen.created_at
 RETURNING e.id, e.event_type, e.data, e.task_context, e.status, e.idempotency_key, e.attempts,
           e.claimed_by, e.claimed_at, e.error, e.created_at, e.updated_at, e.processed_at"""
 
-MARK_EVENT_DONE: Final = """-- mark_event_done (sql/events.sql:79)
+MARK_EVENT_DONE: Final = """-- mark_event_done (sql/events.sql:95)
 UPDATE events
 SET status = 'done', task_context = $1, processed_at = now(), error = NULL
 WHERE id = $2 AND status = 'processing' AND claimed_by = $3
 RETURNING id, event_type, data, task_context, status, idempotency_key, attempts, claimed_by,
           claimed_at, error, created_at, updated_at, processed_at"""
 
-MARK_EVENT_FAILED: Final = """-- mark_event_failed (sql/events.sql:89)
+MARK_EVENT_FAILED: Final = """-- mark_event_failed (sql/events.sql:105)
 UPDATE events
 SET status = 'failed', error = $1, processed_at = now()
 WHERE id = $2 AND status = 'processing' AND claimed_by = $3
 RETURNING id, event_type, data, task_context, status, idempotency_key, attempts, claimed_by,
           claimed_at, error, created_at, updated_at, processed_at"""
 
-RECLAIM_STALE_EVENTS: Final = """-- reclaim_stale_events (sql/events.sql:97)
+RECLAIM_STALE_EVENTS: Final = """-- reclaim_stale_events (sql/events.sql:113)
 UPDATE events
 SET status = CASE WHEN attempts >= $1 THEN 'failed' ELSE 'pending' END::event_status,
     claimed_by = NULL,
@@ -120,7 +136,7 @@ SET status = CASE WHEN attempts >= $1 THEN 'failed' ELSE 'pending' END::event_st
     processed_at = CASE WHEN attempts >= $1 THEN now() END
 WHERE status = 'processing' AND claimed_at < $2"""
 
-DELETE_EVENT: Final = """-- delete_event (sql/events.sql:109)
+DELETE_EVENT: Final = """-- delete_event (sql/events.sql:125)
 DELETE FROM events
 WHERE id = $1
 RETURNING id, event_type, data, task_context, status, idempotency_key, attempts, claimed_by,
@@ -137,7 +153,9 @@ class CopyEventsRecord(msgspec.Struct, frozen=True):
     data: object
     """The raw event as received."""
     idempotency_key: str | None
-    """Producer-chosen key: an event sent twice with the same key is stored once."""
+    """Producer-chosen key: an event sent twice with the same key is stored once (unique through
+    event_idempotency_keys).
+    """
 
 
 async def copy_events(executor: Executor, *, records: Iterable[CopyEventsRecord]) -> int:
@@ -158,11 +176,11 @@ async def copy_events(executor: Executor, *, records: Iterable[CopyEventsRecord]
 
 
 async def ingest_event(
-    executor: Executor, *, event_type: str, data: object, idempotency_key: str | None
+    executor: Executor, *, idempotency_key: str | None, event_type: str, data: object
 ) -> Event | None:
     """Ingest one event; None when an event with the same idempotency_key exists already."""
     r = await executor.fetchrow(
-        INGEST_EVENT, event_type, msgspec.json.encode(data).decode(), idempotency_key
+        INGEST_EVENT, idempotency_key, event_type, msgspec.json.encode(data).decode()
     )
     return (
         None

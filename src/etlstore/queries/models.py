@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import msgspec
@@ -20,14 +20,17 @@ __all__ = [
     "ConfigVersion",
     "Dataclass",
     "Event",
+    "EventIdempotencyKey",
     "EventStatus",
     "ExecutionStatus",
     "Job",
     "JobExecution",
     "JobTag",
+    "PartitionPolicy",
     "Permission",
     "Pipeline",
     "PipelineExecution",
+    "PipelineExecutionIdempotencyKey",
     "PipelineStep",
     "Plugin",
     "PluginType",
@@ -150,7 +153,7 @@ class ComponentDependency(msgspec.Struct, frozen=True):
 
 class ComponentMetric(msgspec.Struct, frozen=True):
     """Measurements of components while they run (rows/s, latency, memory ...), written in large
-    batches.
+    batches. Partitioned by recorded_at (see partition_policies).
     """
 
     id: int
@@ -161,7 +164,7 @@ class ComponentMetric(msgspec.Struct, frozen=True):
     """What was measured, e.g. rows_per_second."""
     value: float
     recorded_at: datetime
-    """When it was measured."""
+    """When it was measured; the partition key."""
 
 
 class Component(msgspec.Struct, frozen=True):
@@ -216,8 +219,20 @@ class Dataclass(msgspec.Struct, frozen=True):
     updated_at: datetime
 
 
+class EventIdempotencyKey(msgspec.Struct, frozen=True):
+    """The idempotency keys of events, unique across all partitions; the key of event (event_id,
+    created_at).
+    """
+
+    idempotency_key: str
+    event_id: UUID
+    created_at: datetime
+
+
 class Event(msgspec.Struct, frozen=True):
-    """Incoming events, arriving in bursts and processed by concurrent consumers."""
+    """Incoming events, arriving in bursts and processed by concurrent consumers. Partitioned by
+    created_at (see partition_policies).
+    """
 
     id: UUID
     event_type: str
@@ -228,7 +243,9 @@ class Event(msgspec.Struct, frozen=True):
     """Results of processing the event; NULL until processed."""
     status: EventStatus
     idempotency_key: str | None
-    """Producer-chosen key: an event sent twice with the same key is stored once."""
+    """Producer-chosen key: an event sent twice with the same key is stored once (unique through
+    event_idempotency_keys).
+    """
     attempts: int
     """How many times a consumer has claimed the event."""
     claimed_by: str | None
@@ -238,6 +255,7 @@ class Event(msgspec.Struct, frozen=True):
     error: str | None
     """Why processing failed; NULL unless failed."""
     created_at: datetime
+    """When it was ingested; the partition key."""
     updated_at: datetime
     processed_at: datetime | None
     """When processing finished (done or failed)."""
@@ -302,6 +320,27 @@ class Job(msgspec.Struct, frozen=True):
     updated_at: datetime
 
 
+class PartitionPolicy(msgspec.Struct, frozen=True):
+    """How each partitioned table is partitioned and kept; maintain_partitions() applies it. @vet
+    small: one row per partitioned table
+    """
+
+    table_name: str
+    partition_unit: str
+    """Each partition holds one day, week (from Monday) or month, in UTC."""
+    premake: int
+    """How many partitions after the current one are kept created ahead of time."""
+    retention: timedelta | None
+    """Partitions whose rows are all older than this are dropped or detached; NULL keeps
+    everything.
+    """
+    retention_action: str
+    """drop: the expired partition is dropped; detach: it is detached and kept as a table of its
+    own (to archive, then drop by hand).
+    """
+    updated_at: datetime
+
+
 class Permission(msgspec.Struct, frozen=True):
     """Actions a role may allow. @vet small: the permission codes are a fixed catalog of tens to
     hundreds.
@@ -315,8 +354,21 @@ class Permission(msgspec.Struct, frozen=True):
     updated_at: datetime
 
 
+class PipelineExecutionIdempotencyKey(msgspec.Struct, frozen=True):
+    """The idempotency keys of pipeline executions, unique per pipeline across all partitions;
+    the key of execution (pipeline_execution_id, queued_at).
+    """
+
+    pipeline_id: UUID
+    idempotency_key: str
+    pipeline_execution_id: int
+    queued_at: datetime
+
+
 class PipelineExecution(msgspec.Struct, frozen=True):
-    """One run (one attempt) of a pipeline, from queued to finished."""
+    """One run (one attempt) of a pipeline, from queued to finished. Partitioned by queued_at
+    (see partition_policies).
+    """
 
     id: int
     pipeline_id: UUID
@@ -331,9 +383,10 @@ class PipelineExecution(msgspec.Struct, frozen=True):
     """The user who queued it, when triggered_by is user."""
     idempotency_key: str | None
     """Client-chosen key: queueing the same key for the same pipeline again returns the first
-    execution.
+    execution (unique through pipeline_execution_idempotency_keys).
     """
     queued_at: datetime
+    """When it was queued, or when a retry becomes claimable; the partition key."""
     claimed_by: str | None
     """Id of the worker that claimed the execution (FOR UPDATE SKIP LOCKED); NULL while queued."""
     claimed_at: datetime | None
@@ -453,6 +506,10 @@ class StepExecution(msgspec.Struct, frozen=True):
     error: str | None
     """Why it failed; NULL unless failed."""
     updated_at: datetime
+    pipeline_execution_queued_at: datetime
+    """queued_at of the pipeline execution: with pipeline_execution_id, the key of the
+    (partitioned) execution.
+    """
 
 
 class Tag(msgspec.Struct, frozen=True):

@@ -56,35 +56,56 @@ __all__ = [
 ]
 
 ENQUEUE_PIPELINE_EXECUTION: Final = """-- enqueue_pipeline_execution (sql/pipeline_executions.sql:7)
-INSERT INTO pipeline_executions (
-    pipeline_id, triggered_by, triggered_by_user_id, idempotency_key, context
+WITH new_execution AS MATERIALIZED (
+    SELECT nextval(pg_get_serial_sequence('pipeline_executions', 'id')) AS id, now() AS queued_at
+),
+-- The key first (pipeline_executions is partitioned, so no UNIQUE constraint of its own can span
+-- all executions): a key taken already, or by a transaction that goes on to commit, inserts
+-- nothing here and so no execution below.
+claimed_key AS (
+    INSERT INTO pipeline_execution_idempotency_keys (
+        pipeline_id, idempotency_key, pipeline_execution_id, queued_at
+    )
+    SELECT CAST($1 AS uuid), CAST($2 AS text), n.id, n.queued_at
+    FROM new_execution AS n
+    WHERE $2 IS NOT NULL
+    ON CONFLICT (pipeline_id, idempotency_key) DO NOTHING
+    RETURNING pipeline_execution_id
 )
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (pipeline_id, idempotency_key) DO NOTHING
+INSERT INTO pipeline_executions (
+    id, pipeline_id, triggered_by, triggered_by_user_id, idempotency_key, queued_at, context
+)
+OVERRIDING SYSTEM VALUE
+SELECT n.id, $1, CAST($3 AS trigger_kind), CAST($4 AS uuid),
+       $2, n.queued_at, CAST($5 AS jsonb)
+FROM new_execution AS n
+WHERE $2 IS NULL OR EXISTS (SELECT FROM claimed_key)
 RETURNING id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, idempotency_key,
           queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at,
           rows_processed, error, context, updated_at"""
 
-COPY_PIPELINE_EXECUTIONS: Final = """-- copy_pipeline_executions (sql/pipeline_executions.sql:23)
+COPY_PIPELINE_EXECUTIONS: Final = """-- copy_pipeline_executions (sql/pipeline_executions.sql:42)
 COPY pipeline_executions (
     pipeline_id, status, triggered_by, queued_at, started_at, finished_at, rows_processed, error
 ) FROM STDIN"""
 
-GET_PIPELINE_EXECUTION: Final = """-- get_pipeline_execution (sql/pipeline_executions.sql:34)
+GET_PIPELINE_EXECUTION: Final = """-- get_pipeline_execution (sql/pipeline_executions.sql:53)
 SELECT id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, idempotency_key,
        queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at, rows_processed,
        error, context, updated_at
 FROM pipeline_executions
 WHERE id = $1"""
 
-GET_PIPELINE_EXECUTION_BY_IDEMPOTENCY_KEY: Final = """-- get_pipeline_execution_by_idempotency_key (sql/pipeline_executions.sql:42)
-SELECT id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, idempotency_key,
-       queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at, rows_processed,
-       error, context, updated_at
-FROM pipeline_executions
-WHERE pipeline_id = $1 AND idempotency_key = $2"""
+GET_PIPELINE_EXECUTION_BY_IDEMPOTENCY_KEY: Final = """-- get_pipeline_execution_by_idempotency_key (sql/pipeline_executions.sql:61)
+SELECT e.id, e.pipeline_id, e.status, e.attempt, e.triggered_by, e.triggered_by_user_id,
+       e.idempotency_key, e.queued_at, e.claimed_by, e.claimed_at, e.heartbeat_at, e.started_at,
+       e.finished_at, e.rows_processed, e.error, e.context, e.updated_at
+FROM pipeline_execution_idempotency_keys AS k
+-- The whole key: only the execution's own partition is read.
+JOIN pipeline_executions AS e ON e.id = k.pipeline_execution_id AND e.queued_at = k.queued_at
+WHERE k.pipeline_id = $1 AND k.idempotency_key = $2"""
 
-LOCK_PIPELINES_WITH_QUEUED_EXECUTIONS: Final = """-- lock_pipelines_with_queued_executions (sql/pipeline_executions.sql:50)
+LOCK_PIPELINES_WITH_QUEUED_EXECUTIONS: Final = """-- lock_pipelines_with_queued_executions (sql/pipeline_executions.sql:71)
 SELECT p.id
 FROM pipeline_executions AS e
 JOIN pipelines AS p ON p.id = e.pipeline_id
@@ -107,7 +128,7 @@ ORDER BY e.queued_at, e.id
 LIMIT (SELECT CAST($1 AS int))
 FOR NO KEY UPDATE OF p SKIP LOCKED"""
 
-CLAIM_PIPELINE_EXECUTIONS: Final = """-- claim_pipeline_executions (sql/pipeline_executions.sql:84)
+CLAIM_PIPELINE_EXECUTIONS: Final = """-- claim_pipeline_executions (sql/pipeline_executions.sql:106)
 WITH capacity AS (
     SELECT p.id AS pipeline_id,
            p.max_concurrent_executions - (
@@ -119,7 +140,7 @@ WITH capacity AS (
     WHERE p.id = ANY((SELECT CAST($1 AS uuid[]))::uuid[])
 ),
 chosen AS (
-    SELECT q.id
+    SELECT q.id, q.queued_at
     FROM capacity AS c
     CROSS JOIN LATERAL (
         SELECT e.id, e.queued_at
@@ -136,17 +157,18 @@ UPDATE pipeline_executions AS e
 SET status = 'running', claimed_by = $3, claimed_at = now(), heartbeat_at = now(),
     started_at = now()
 FROM chosen
-WHERE e.id = chosen.id
+-- The whole key: each row is looked up in its own partition only.
+WHERE e.id = chosen.id AND e.queued_at = chosen.queued_at
 RETURNING e.id, e.pipeline_id, e.status, e.attempt, e.triggered_by, e.triggered_by_user_id,
           e.idempotency_key, e.queued_at, e.claimed_by, e.claimed_at, e.heartbeat_at,
           e.started_at, e.finished_at, e.rows_processed, e.error, e.context, e.updated_at"""
 
-RECORD_PIPELINE_EXECUTION_HEARTBEAT: Final = """-- record_pipeline_execution_heartbeat (sql/pipeline_executions.sql:122)
+RECORD_PIPELINE_EXECUTION_HEARTBEAT: Final = """-- record_pipeline_execution_heartbeat (sql/pipeline_executions.sql:145)
 UPDATE pipeline_executions
 SET heartbeat_at = now(), rows_processed = $1
 WHERE id = $2 AND status = 'running' AND claimed_by = $3"""
 
-MARK_PIPELINE_EXECUTION_SUCCEEDED: Final = """-- mark_pipeline_execution_succeeded (sql/pipeline_executions.sql:131)
+MARK_PIPELINE_EXECUTION_SUCCEEDED: Final = """-- mark_pipeline_execution_succeeded (sql/pipeline_executions.sql:154)
 UPDATE pipeline_executions
 SET status = 'succeeded', finished_at = now(), heartbeat_at = now(),
     rows_processed = $1
@@ -155,7 +177,7 @@ RETURNING id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, 
           queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at,
           rows_processed, error, context, updated_at"""
 
-MARK_PIPELINE_EXECUTION_FAILED: Final = """-- mark_pipeline_execution_failed (sql/pipeline_executions.sql:141)
+MARK_PIPELINE_EXECUTION_FAILED: Final = """-- mark_pipeline_execution_failed (sql/pipeline_executions.sql:164)
 UPDATE pipeline_executions
 SET status = 'failed', finished_at = now(), heartbeat_at = now(), error = $1
 WHERE id = $2 AND status = 'running' AND claimed_by = $3
@@ -163,7 +185,7 @@ RETURNING id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, 
           queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at,
           rows_processed, error, context, updated_at"""
 
-CANCEL_PIPELINE_EXECUTION: Final = """-- cancel_pipeline_execution (sql/pipeline_executions.sql:152)
+CANCEL_PIPELINE_EXECUTION: Final = """-- cancel_pipeline_execution (sql/pipeline_executions.sql:175)
 UPDATE pipeline_executions
 SET status = 'cancelled', finished_at = now()
 WHERE id = $1 AND status IN ('queued', 'running')
@@ -171,21 +193,40 @@ RETURNING id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, 
           queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at,
           rows_processed, error, context, updated_at"""
 
-REQUEUE_FAILED_PIPELINE_EXECUTION: Final = """-- requeue_failed_pipeline_execution (sql/pipeline_executions.sql:163)
-INSERT INTO pipeline_executions (
-    pipeline_id, attempt, triggered_by, triggered_by_user_id, idempotency_key, queued_at, context
+REQUEUE_FAILED_PIPELINE_EXECUTION: Final = """-- requeue_failed_pipeline_execution (sql/pipeline_executions.sql:186)
+WITH retry AS MATERIALIZED (
+    SELECT nextval(pg_get_serial_sequence('pipeline_executions', 'id')) AS id,
+           e.pipeline_id, e.attempt + 1 AS attempt, e.triggered_by, e.triggered_by_user_id,
+           'retry:' || e.id AS idempotency_key,
+           now() + make_interval(secs => p.retry_delay_seconds) AS queued_at, e.context
+    FROM pipeline_executions AS e
+    JOIN pipelines AS p ON p.id = e.pipeline_id
+    WHERE e.id = $1 AND e.status = 'failed' AND e.attempt <= p.retry_attempts
+),
+-- As in enqueue_pipeline_execution: the key first, and no retry when it is taken.
+claimed_key AS (
+    INSERT INTO pipeline_execution_idempotency_keys (
+        pipeline_id, idempotency_key, pipeline_execution_id, queued_at
+    )
+    SELECT r.pipeline_id, r.idempotency_key, r.id, r.queued_at
+    FROM retry AS r
+    ON CONFLICT (pipeline_id, idempotency_key) DO NOTHING
+    RETURNING pipeline_execution_id
 )
-SELECT e.pipeline_id, e.attempt + 1, e.triggered_by, e.triggered_by_user_id, 'retry:' || e.id,
-       now() + make_interval(secs => p.retry_delay_seconds), e.context
-FROM pipeline_executions AS e
-JOIN pipelines AS p ON p.id = e.pipeline_id
-WHERE e.id = $1 AND e.status = 'failed' AND e.attempt <= p.retry_attempts
-ON CONFLICT (pipeline_id, idempotency_key) DO NOTHING
+INSERT INTO pipeline_executions (
+    id, pipeline_id, attempt, triggered_by, triggered_by_user_id, idempotency_key, queued_at,
+    context
+)
+OVERRIDING SYSTEM VALUE
+SELECT r.id, r.pipeline_id, r.attempt, r.triggered_by, r.triggered_by_user_id, r.idempotency_key,
+       r.queued_at, r.context
+FROM retry AS r
+WHERE EXISTS (SELECT FROM claimed_key)
 RETURNING id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, idempotency_key,
           queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at,
           rows_processed, error, context, updated_at"""
 
-FAIL_STALE_PIPELINE_EXECUTIONS: Final = """-- fail_stale_pipeline_executions (sql/pipeline_executions.sql:182)
+FAIL_STALE_PIPELINE_EXECUTIONS: Final = """-- fail_stale_pipeline_executions (sql/pipeline_executions.sql:224)
 UPDATE pipeline_executions
 SET status = 'failed', finished_at = now(), error = 'worker lost: no heartbeat'
 WHERE status = 'running' AND heartbeat_at < $1
@@ -193,7 +234,7 @@ RETURNING id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, 
           queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at,
           rows_processed, error, context, updated_at"""
 
-LIST_PIPELINE_EXECUTIONS: Final = """-- list_pipeline_executions (sql/pipeline_executions.sql:194)
+LIST_PIPELINE_EXECUTIONS: Final = """-- list_pipeline_executions (sql/pipeline_executions.sql:236)
 SELECT id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, idempotency_key,
        queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at, rows_processed,
        error, context, updated_at
@@ -204,7 +245,7 @@ WHERE pipeline_id = $1
 ORDER BY queued_at DESC, id DESC
 LIMIT $4"""
 
-LIST_RUNNING_PIPELINE_EXECUTIONS: Final = """-- list_running_pipeline_executions (sql/pipeline_executions.sql:208)
+LIST_RUNNING_PIPELINE_EXECUTIONS: Final = """-- list_running_pipeline_executions (sql/pipeline_executions.sql:250)
 SELECT id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, idempotency_key,
        queued_at, claimed_by, claimed_at, heartbeat_at, started_at, finished_at, rows_processed,
        error, context, updated_at
@@ -213,17 +254,17 @@ WHERE status = 'running'
 ORDER BY started_at, id
 LIMIT $1"""
 
-COUNT_RUNNING_PIPELINE_EXECUTIONS: Final = """-- count_running_pipeline_executions (sql/pipeline_executions.sql:218)
+COUNT_RUNNING_PIPELINE_EXECUTIONS: Final = """-- count_running_pipeline_executions (sql/pipeline_executions.sql:260)
 SELECT count(*) FROM pipeline_executions WHERE pipeline_id = $1 AND status = 'running'"""
 
-COUNT_PIPELINE_EXECUTIONS_BY_STATUS: Final = """-- count_pipeline_executions_by_status (sql/pipeline_executions.sql:222)
+COUNT_PIPELINE_EXECUTIONS_BY_STATUS: Final = """-- count_pipeline_executions_by_status (sql/pipeline_executions.sql:264)
 SELECT status, count(*) AS count
 FROM pipeline_executions
 WHERE queued_at >= $1 AND queued_at < $2
 GROUP BY status
 ORDER BY status"""
 
-LIST_PIPELINE_FAILURE_RATES: Final = """-- list_pipeline_failure_rates (sql/pipeline_executions.sql:231)
+LIST_PIPELINE_FAILURE_RATES: Final = """-- list_pipeline_failure_rates (sql/pipeline_executions.sql:273)
 SELECT e.pipeline_id,
        p.name,
        count(*) AS finished,
@@ -236,7 +277,7 @@ WHERE e.finished_at >= $1 AND e.status IN ('succeeded', 'failed')
 GROUP BY e.pipeline_id, p.name
 ORDER BY 5 DESC, p.name"""
 
-DELETE_PIPELINE_EXECUTION: Final = """-- delete_pipeline_execution (sql/pipeline_executions.sql:249)
+DELETE_PIPELINE_EXECUTION: Final = """-- delete_pipeline_execution (sql/pipeline_executions.sql:291)
 DELETE FROM pipeline_executions
 WHERE id = $1
 RETURNING id, pipeline_id, status, attempt, triggered_by, triggered_by_user_id, idempotency_key,
@@ -250,9 +291,9 @@ async def enqueue_pipeline_execution(
     executor: Executor,
     *,
     pipeline_id: UUID,
+    idempotency_key: str | None,
     triggered_by: TriggerKind,
     triggered_by_user_id: UUID | None,
-    idempotency_key: str | None,
     context: object,
 ) -> PipelineExecution | None:
     """Queue a run of a pipeline; None when its idempotency_key was used already.
@@ -263,9 +304,9 @@ async def enqueue_pipeline_execution(
     r = await executor.fetchrow(
         ENQUEUE_PIPELINE_EXECUTION,
         pipeline_id,
+        idempotency_key,
         triggered_by,
         triggered_by_user_id,
-        idempotency_key,
         msgspec.json.encode(context).decode(),
     )
     return (
@@ -301,6 +342,7 @@ class CopyPipelineExecutionsRecord(msgspec.Struct, frozen=True):
     triggered_by: TriggerKind
     """Whether a user, the scheduler or an API client queued it."""
     queued_at: datetime
+    """When it was queued, or when a retry becomes claimable; the partition key."""
     started_at: datetime | None
     finished_at: datetime | None
     rows_processed: int

@@ -30,66 +30,80 @@ __all__ = [
 ]
 
 CREATE_STEP_EXECUTIONS: Final = """-- create_step_executions (sql/step_executions.sql:4)
-INSERT INTO step_executions (pipeline_execution_id, step_id, position)
-SELECT e.id, s.id, s.position
+INSERT INTO step_executions (
+    pipeline_execution_id, pipeline_execution_queued_at, step_id, position
+)
+SELECT e.id, e.queued_at, s.id, s.position
 FROM pipeline_executions AS e
 JOIN pipeline_steps AS s ON s.pipeline_id = e.pipeline_id
 WHERE e.id = $1
 ORDER BY s.position
 RETURNING id, pipeline_execution_id, step_id, position, status, started_at, finished_at, rows_in,
-          rows_out, error, updated_at"""
+          rows_out, error, updated_at, pipeline_execution_queued_at"""
 
-CREATE_STEP_EXECUTION: Final = """-- create_step_execution (sql/step_executions.sql:18)
-INSERT INTO step_executions (pipeline_execution_id, step_id, position)
-VALUES ($1, $2, $3)
+CREATE_STEP_EXECUTION: Final = """-- create_step_execution (sql/step_executions.sql:20)
+INSERT INTO step_executions (
+    pipeline_execution_id, pipeline_execution_queued_at, step_id, position
+)
+VALUES (
+    $1,
+    -- An unknown execution has none: -infinity matches no execution, so the foreign key reports
+    -- it (an InvalidReference) instead of the NOT NULL constraint.
+    coalesce(
+        (SELECT queued_at FROM pipeline_executions WHERE id = $1),
+        '-infinity'
+    ),
+    $2,
+    $3
+)
 RETURNING id, pipeline_execution_id, step_id, position, status, started_at, finished_at, rows_in,
-          rows_out, error, updated_at"""
+          rows_out, error, updated_at, pipeline_execution_queued_at"""
 
-GET_STEP_EXECUTION: Final = """-- get_step_execution (sql/step_executions.sql:26)
+GET_STEP_EXECUTION: Final = """-- get_step_execution (sql/step_executions.sql:40)
 SELECT id, pipeline_execution_id, step_id, position, status, started_at, finished_at, rows_in,
-       rows_out, error, updated_at
+       rows_out, error, updated_at, pipeline_execution_queued_at
 FROM step_executions
 WHERE id = $1"""
 
-LIST_STEP_EXECUTIONS: Final = """-- list_step_executions (sql/step_executions.sql:33)
+LIST_STEP_EXECUTIONS: Final = """-- list_step_executions (sql/step_executions.sql:47)
 SELECT id, pipeline_execution_id, step_id, position, status, started_at, finished_at, rows_in,
-       rows_out, error, updated_at
+       rows_out, error, updated_at, pipeline_execution_queued_at
 FROM step_executions
 WHERE pipeline_execution_id = $1
 ORDER BY position"""
 
-MARK_STEP_EXECUTION_RUNNING: Final = """-- mark_step_execution_running (sql/step_executions.sql:42)
+MARK_STEP_EXECUTION_RUNNING: Final = """-- mark_step_execution_running (sql/step_executions.sql:56)
 UPDATE step_executions
 SET status = 'running', started_at = now()
 WHERE id = $1 AND status = 'queued'
 RETURNING id, pipeline_execution_id, step_id, position, status, started_at, finished_at, rows_in,
-          rows_out, error, updated_at"""
+          rows_out, error, updated_at, pipeline_execution_queued_at"""
 
-MARK_STEP_EXECUTION_SUCCEEDED: Final = """-- mark_step_execution_succeeded (sql/step_executions.sql:50)
+MARK_STEP_EXECUTION_SUCCEEDED: Final = """-- mark_step_execution_succeeded (sql/step_executions.sql:64)
 UPDATE step_executions
 SET status = 'succeeded', finished_at = now(), rows_in = $1, rows_out = $2
 WHERE id = $3 AND status = 'running'
 RETURNING id, pipeline_execution_id, step_id, position, status, started_at, finished_at, rows_in,
-          rows_out, error, updated_at"""
+          rows_out, error, updated_at, pipeline_execution_queued_at"""
 
-MARK_STEP_EXECUTION_FAILED: Final = """-- mark_step_execution_failed (sql/step_executions.sql:58)
+MARK_STEP_EXECUTION_FAILED: Final = """-- mark_step_execution_failed (sql/step_executions.sql:72)
 UPDATE step_executions
 SET status = 'failed', finished_at = now(), rows_in = $1, rows_out = $2,
     error = $3
 WHERE id = $4 AND status = 'running'
 RETURNING id, pipeline_execution_id, step_id, position, status, started_at, finished_at, rows_in,
-          rows_out, error, updated_at"""
+          rows_out, error, updated_at, pipeline_execution_queued_at"""
 
-CANCEL_STEP_EXECUTIONS: Final = """-- cancel_step_executions (sql/step_executions.sql:67)
+CANCEL_STEP_EXECUTIONS: Final = """-- cancel_step_executions (sql/step_executions.sql:81)
 UPDATE step_executions
 SET status = 'cancelled', finished_at = now()
 WHERE pipeline_execution_id = $1 AND status IN ('queued', 'running')"""
 
-DELETE_STEP_EXECUTION: Final = """-- delete_step_execution (sql/step_executions.sql:75)
+DELETE_STEP_EXECUTION: Final = """-- delete_step_execution (sql/step_executions.sql:89)
 DELETE FROM step_executions
 WHERE id = $1
 RETURNING id, pipeline_execution_id, step_id, position, status, started_at, finished_at, rows_in,
-          rows_out, error, updated_at"""
+          rows_out, error, updated_at, pipeline_execution_queued_at"""
 
 
 async def create_step_executions(
@@ -101,7 +115,18 @@ async def create_step_executions(
     """
     return [
         StepExecution(
-            r[0], r[1], r[2], r[3], ExecutionStatus(r[4]), r[5], r[6], r[7], r[8], r[9], r[10]
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            ExecutionStatus(r[4]),
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            r[11],
         )
         for r in await executor.fetch(CREATE_STEP_EXECUTIONS, pipeline_execution_id)
     ]
@@ -115,7 +140,7 @@ async def create_step_execution(
     if r is None:
         raise LookupError("create_step_execution: INSERT ... RETURNING returned no row")
     return StepExecution(
-        r[0], r[1], r[2], r[3], ExecutionStatus(r[4]), r[5], r[6], r[7], r[8], r[9], r[10]
+        r[0], r[1], r[2], r[3], ExecutionStatus(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], r[11]
     )
 
 
@@ -126,7 +151,18 @@ async def get_step_execution(executor: Executor, *, id: int) -> StepExecution | 
         None
         if r is None
         else StepExecution(
-            r[0], r[1], r[2], r[3], ExecutionStatus(r[4]), r[5], r[6], r[7], r[8], r[9], r[10]
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            ExecutionStatus(r[4]),
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            r[11],
         )
     )
 
@@ -137,7 +173,18 @@ async def list_step_executions(
     """The step executions of a pipeline execution, in position order."""
     return [
         StepExecution(
-            r[0], r[1], r[2], r[3], ExecutionStatus(r[4]), r[5], r[6], r[7], r[8], r[9], r[10]
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            ExecutionStatus(r[4]),
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            r[11],
         )
         for r in await executor.fetch(LIST_STEP_EXECUTIONS, pipeline_execution_id)
     ]
@@ -150,7 +197,18 @@ async def mark_step_execution_running(executor: Executor, *, id: int) -> StepExe
         None
         if r is None
         else StepExecution(
-            r[0], r[1], r[2], r[3], ExecutionStatus(r[4]), r[5], r[6], r[7], r[8], r[9], r[10]
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            ExecutionStatus(r[4]),
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            r[11],
         )
     )
 
@@ -164,7 +222,18 @@ async def mark_step_execution_succeeded(
         None
         if r is None
         else StepExecution(
-            r[0], r[1], r[2], r[3], ExecutionStatus(r[4]), r[5], r[6], r[7], r[8], r[9], r[10]
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            ExecutionStatus(r[4]),
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            r[11],
         )
     )
 
@@ -178,7 +247,18 @@ async def mark_step_execution_failed(
         None
         if r is None
         else StepExecution(
-            r[0], r[1], r[2], r[3], ExecutionStatus(r[4]), r[5], r[6], r[7], r[8], r[9], r[10]
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            ExecutionStatus(r[4]),
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            r[11],
         )
     )
 
@@ -198,6 +278,17 @@ async def delete_step_execution(executor: Executor, *, id: int) -> StepExecution
         None
         if r is None
         else StepExecution(
-            r[0], r[1], r[2], r[3], ExecutionStatus(r[4]), r[5], r[6], r[7], r[8], r[9], r[10]
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            ExecutionStatus(r[4]),
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            r[11],
         )
     )
