@@ -66,7 +66,8 @@ SELECT c.relname, coalesce((
     JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum = k.attnum
     WHERE x.indrelid = c.oid AND x.indisprimary), '1')
 FROM pg_class AS c
-WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
+WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+    AND NOT c.relispartition
 ORDER BY 1
 """
 _SEQUENCES = """

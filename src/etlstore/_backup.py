@@ -39,6 +39,18 @@ _USER_OBJECTS = """
     ) AS objects
 """
 
+# Constraints a partition holds as part of its partitioned table's (its primary key's index, its
+# foreign keys). pg_restore --clean drops them one by one before the partitioned table's own, and
+# the server refuses that; dropping the partitioned table's constraint takes them along.
+_INHERITED_CONSTRAINT_DROPS = """
+    SELECT format('ALTER TABLE IF EXISTS ONLY %I.%I DROP CONSTRAINT IF EXISTS %I;',
+                  n.nspname, t.relname, c.conname)
+    FROM pg_constraint AS c
+    JOIN pg_class AS t ON t.oid = c.conrelid
+    JOIN pg_namespace AS n ON n.oid = t.relnamespace
+    WHERE t.relispartition AND c.conparentid <> 0
+"""
+
 
 class BackupError(Exception):
     """A backup or restore could not run or failed; the message says why (never the password)."""
@@ -127,7 +139,49 @@ def restore_database(
                 "a new database, or pass --clean to drop and replace the dump's objects"
             )
     conninfo, env = _client_args_and_env(dsn)
-    options = ["--exit-on-error", "--single-transaction", f"--dbname={conninfo}"]
-    if clean:
-        options += ["--clean", "--if-exists"]
-    _run(pg_bin_dir(bin_dir), "pg_restore", [*options, str(file)], env)
+    bin_dir = pg_bin_dir(bin_dir)
+    if not clean:
+        options = ["--exit-on-error", "--single-transaction", f"--dbname={conninfo}"]
+        _run(bin_dir, "pg_restore", [*options, str(file)], env)
+        return
+    with psycopg.connect(_libpq(dsn)) as conn:
+        refused = {str(row[0]) for row in conn.execute(_INHERITED_CONSTRAINT_DROPS)}
+    _restore_clean(bin_dir, file, conninfo, env, refused)
+
+
+def _restore_clean(
+    bin_dir: Path, file: Path, conninfo: str, env: dict[str, str], refused: set[str]
+) -> None:
+    """pg_restore --clean's script, less the drops the server refuses, run by psql in one go."""
+    restore = [str(bin_dir / "pg_restore"), "--clean", "--if-exists", "--file=-", str(file)]
+    run = [
+        str(bin_dir / "psql"),
+        *("--no-psqlrc", "--quiet", "--single-transaction", "--set=ON_ERROR_STOP=1"),
+        f"--dbname={conninfo}",
+        "--file=-",
+    ]
+    pipe, devnull = subprocess.PIPE, subprocess.DEVNULL
+    with (
+        subprocess.Popen(restore, stdout=pipe, stderr=pipe, env=env) as script,
+        subprocess.Popen(run, stdin=pipe, stdout=devnull, stderr=pipe, env=env) as psql,
+    ):
+        assert script.stdout is not None
+        assert script.stderr is not None
+        assert psql.stdin is not None
+        assert psql.stderr is not None
+        try:
+            with psql.stdin:
+                for line in script.stdout:
+                    if line.rstrip(b"\n").decode(errors="replace") not in refused:
+                        psql.stdin.write(line)
+        except BrokenPipeError:
+            script.kill()  # psql stopped at an error: its exit status and message say which
+        dump_errors, restore_errors = script.stderr.read(), psql.stderr.read()
+    for tool, returncode, stderr in (
+        ("pg_restore", script.returncode, dump_errors),
+        ("psql", psql.returncode, restore_errors),
+    ):
+        if returncode != 0:
+            raise BackupError(
+                f"{tool} failed (exit {returncode}):\n{stderr.decode(errors='replace').strip()}"
+            )

@@ -4,7 +4,9 @@ The migrations are applied to a throwaway database on the same server (or on ``r
 server); both catalogs are read into canonical snapshots (no OIDs, no creation order) and
 compared. Unknown, missing and changed objects are drift, and so is any invalid index (left by a
 failed ``CREATE INDEX CONCURRENTLY``, which a rerun with ``IF NOT EXISTS`` would not repair).
-yoyo's tables and etlstore's deploy bookkeeping (schema ``etlstore_deploy``) are left out.
+yoyo's tables and etlstore's deploy bookkeeping (schema ``etlstore_deploy``) are left out, and so
+are partitions: they come and go with time (``etlstore partitions maintain``), and a partitioned
+table's definition covers theirs.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ _SNAPSHOT_QUERIES: Final[tuple[LiteralString, ...]] = (
         || CASE WHEN c.relkind IN ('v', 'm') THEN ' ' || pg_get_viewdef(c.oid) ELSE '' END
     FROM pg_class AS c
     WHERE c.relnamespace = ANY(%(schemas)s) AND c.relname !~ '^_*yoyo'
-        AND c.relkind NOT IN ('i', 'I')
+        AND c.relkind NOT IN ('i', 'I') AND NOT c.relispartition
     """,
     """
     SELECT 'column', c.oid::regclass::text || '.' || a.attname,
@@ -57,7 +59,7 @@ _SNAPSHOT_QUERIES: Final[tuple[LiteralString, ...]] = (
     JOIN pg_class AS c ON c.oid = a.attrelid
     LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE c.relkind IN ('r', 'p', 'v', 'm') AND a.attnum > 0 AND NOT a.attisdropped
-        AND c.relnamespace
+        AND NOT c.relispartition AND c.relnamespace
         = ANY(%(schemas)s) AND c.relname !~ '^_*yoyo'
     """,
     """
@@ -65,14 +67,15 @@ _SNAPSHOT_QUERIES: Final[tuple[LiteralString, ...]] = (
         pg_get_constraintdef(k.oid) || CASE WHEN k.condeferrable THEN ' deferrable' ELSE '' END
         || CASE WHEN k.convalidated THEN '' ELSE ' not valid' END
     FROM pg_constraint AS k JOIN pg_class AS c ON c.oid = k.conrelid
-    WHERE c.relnamespace
+    -- conparentid: a foreign key to a partitioned table has one such copy per partition.
+    WHERE NOT c.relispartition AND k.conparentid = 0 AND c.relnamespace
         = ANY(%(schemas)s) AND c.relname !~ '^_*yoyo'
     """,
     """
     SELECT 'index', x.indexrelid::regclass::text, pg_get_indexdef(x.indexrelid)
         || ' comment=' || coalesce(obj_description(x.indexrelid, 'pg_class'), '')
     FROM pg_index AS x JOIN pg_class AS t ON t.oid = x.indrelid
-    WHERE t.relnamespace
+    WHERE NOT t.relispartition AND t.relnamespace
         = ANY(%(schemas)s) AND t.relname !~ '^_*yoyo'
     """,
     """
@@ -95,7 +98,7 @@ _SNAPSHOT_QUERIES: Final[tuple[LiteralString, ...]] = (
     """
     SELECT 'trigger', g.tgrelid::regclass::text || '.' || g.tgname, pg_get_triggerdef(g.oid)
     FROM pg_trigger AS g JOIN pg_class AS c ON c.oid = g.tgrelid
-    WHERE NOT g.tgisinternal AND c.relnamespace = ANY(%(schemas)s)
+    WHERE NOT g.tgisinternal AND NOT c.relispartition AND c.relnamespace = ANY(%(schemas)s)
     """,
     """
     SELECT 'policy', y.polrelid::regclass::text || '.' || y.polname,
