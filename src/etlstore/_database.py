@@ -80,7 +80,7 @@ class Database(ExecutorMethods):
 
     __slots__ = (
         "_acquire_timeout",
-        "_columns",
+        "_constraints",
         "_fast",
         "_observer",
         "_pool",
@@ -105,7 +105,7 @@ class Database(ExecutorMethods):
         self._observer = observer
         self._acquire_timeout = acquire_timeout
         self._where = where
-        self._columns: dict[tuple[str, str, str], tuple[str, ...]] = {}
+        self._constraints: dict[tuple[str, str, str], tuple[str, str, tuple[str, ...]]] = {}
         self._retry_rng = random.Random()
         #: Set by ``connect()`` on the primary's Database: where ``replica`` reads go.
         self._router: Router | None = None
@@ -158,7 +158,7 @@ class Database(ExecutorMethods):
                 con.terminate()  # broken, though its close is not seen yet: never reuse it
             fast.give(holder, con)
             # Autocommit: a statement sent on a connection that was then lost may have committed.
-            error = await translate(exc, sql, may_have_committed=True, lookup=self._columns_of)
+            error = await translate(exc, sql, may_have_committed=True, lookup=self._constraint_of)
             self._observer.record(sql, duration, error or exc)
             if error is None:
                 raise
@@ -168,32 +168,36 @@ class Database(ExecutorMethods):
         self._observer.record(sql, duration, None)
         return result
 
-    async def _columns_of(self, schema: str, table: str, constraint: str) -> tuple[str, ...]:
-        """The columns of a constraint from the catalog (cached); () if no connection is free."""
+    async def _constraint_of(
+        self, schema: str, table: str, constraint: str
+    ) -> tuple[str, str, tuple[str, ...]] | None:
+        """A constraint's table, name and columns as declared (cached); None if none is free."""
         key = (schema, table, constraint)
-        cached = self._columns.get(key)
+        cached = self._constraints.get(key)
         if cached is not None:
             return cached
         fast = self._fast
         holder = fast.take()
         if holder is None:
             if not fast.has_free_holder():
-                return ()  # never wait for a busy pool while raising: its connections may be ours
+                return None  # never wait for a busy pool while raising: its connections may be ours
             try:
                 holder = await fast.take_waiting(self._acquire_timeout)  # opens a connection
             except Exception:
-                return ()
+                return None
         con = holder._con
         try:
-            found = await con.fetchval(CONSTRAINT_COLUMNS_SQL, schema, table, constraint)
+            row = await con.fetchrow(CONSTRAINT_COLUMNS_SQL, schema, table, constraint)
         except Exception:
-            return ()
+            return None
         finally:
             fast.give(holder, con)
-        columns = tuple(found)
-        if columns and len(self._columns) < _MAX_CACHED_CONSTRAINTS:
-            self._columns[key] = columns
-        return columns
+        if row is None:
+            return None
+        found = (str(row[0]), str(row[1]), tuple(row[2]))
+        if len(self._constraints) < _MAX_CACHED_CONSTRAINTS:
+            self._constraints[key] = found
+        return found
 
     def transaction(
         self,

@@ -131,7 +131,7 @@ class Transaction(ExecutorMethods):
             await call()
         except BaseException as exc:
             error = await translate(
-                exc, sql, may_have_committed=may_have_committed, lookup=self._db._columns_of
+                exc, sql, may_have_committed=may_have_committed, lookup=self._db._constraint_of
             )
             self._db._observer.record(sql, perf_counter() - start, error or exc)
             if error is None:
@@ -150,7 +150,9 @@ class Transaction(ExecutorMethods):
             duration = perf_counter() - start
             self._failed = isinstance(exc, asyncpg.PostgresError)
             # Inside a transaction nothing has committed yet, whatever happened.
-            error = await translate(exc, sql, may_have_committed=False, lookup=self._db._columns_of)
+            error = await translate(
+                exc, sql, may_have_committed=False, lookup=self._db._constraint_of
+            )
             self._db._observer.record(sql, duration, error or exc)
             if error is None:
                 raise

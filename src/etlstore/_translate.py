@@ -20,36 +20,52 @@ from etlstore._observability import query_name
 
 __all__ = [
     "CONSTRAINT_COLUMNS_SQL",
-    "ColumnsLookup",
+    "ConstraintLookup",
     "cannot_connect",
     "is_out_of_step",
     "translate",
 ]
 
-#: (schema, table, constraint) -> the constrained columns in key order, () when unknown.
-ColumnsLookup = Callable[[str, str, str], Awaitable[tuple[str, ...]]]
+#: (schema, table, constraint) -> (table, constraint, columns) as declared, None when unknown.
+#: An error raised in a partition names the partition and its copy of the constraint
+#: (``pipeline_executions_p20261101``, ``pipeline_executions_pipeline_id_fkey1``); the lookup
+#: answers with the partitioned table and the constraint as the schema declares them.
+ConstraintLookup = Callable[[str, str, str], Awaitable[tuple[str, str, tuple[str, ...]] | None]]
 
 # Unique indexes that back no constraint (CREATE UNIQUE INDEX) raise 23505 with the index name.
 CONSTRAINT_COLUMNS_SQL: Final = """-- etlstore_constraint_columns (etlstore runtime)
-SELECT coalesce(
-    (SELECT array_agg(a.attname::text ORDER BY k.ord)
-       FROM (SELECT c.conrelid, c.conkey
-               FROM pg_constraint c
-               JOIN pg_namespace n ON n.oid = c.connamespace
-               JOIN pg_class t ON t.oid = c.conrelid
-              WHERE n.nspname = $1 AND c.conname = $3
-              ORDER BY t.relname = $2 DESC
-              LIMIT 1) AS con
-       CROSS JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
-       JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum),
-    (SELECT array_agg(a.attname::text ORDER BY k.ord)
-       FROM pg_index i
-       JOIN pg_class ic ON ic.oid = i.indexrelid
-       JOIN pg_namespace n ON n.oid = ic.relnamespace
-       CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-      WHERE n.nspname = $1 AND ic.relname = $3 AND k.ord <= i.indnkeyatts),
-    '{}'::text[])"""
+WITH RECURSIVE chain AS (
+    (SELECT c.oid, c.conparentid, c.conrelid, c.conkey, c.conname, 0 AS depth
+       FROM pg_constraint c
+       JOIN pg_namespace n ON n.oid = c.connamespace
+       JOIN pg_class t ON t.oid = c.conrelid
+      WHERE n.nspname = $1 AND c.conname = $3
+      ORDER BY t.relname = $2 DESC
+      LIMIT 1)
+    UNION ALL
+    SELECT p.oid, p.conparentid, p.conrelid, p.conkey, p.conname, chain.depth + 1
+      FROM pg_constraint p JOIN chain ON p.oid = chain.conparentid
+),
+con AS (SELECT conrelid, conkey, conname FROM chain ORDER BY depth DESC LIMIT 1),
+tbl AS (
+    SELECT coalesce(pg_partition_root(t.oid), t.oid) AS oid
+      FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace
+     WHERE n.nspname = $1 AND t.relname = $2
+)
+SELECT coalesce((SELECT r.relname::text FROM pg_class r WHERE r.oid = (SELECT oid FROM tbl)), $2),
+       coalesce((SELECT conname::text FROM con), $3),
+       coalesce(
+           (SELECT array_agg(a.attname::text ORDER BY k.ord)
+              FROM con CROSS JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum),
+           (SELECT array_agg(a.attname::text ORDER BY k.ord)
+              FROM pg_index i
+              JOIN pg_class ic ON ic.oid = i.indexrelid
+              JOIN pg_namespace n ON n.oid = ic.relnamespace
+              CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE n.nspname = $1 AND ic.relname = $3 AND k.ord <= i.indnkeyatts),
+           '{}'::text[])"""
 
 # Losing the connection tells nothing about a statement already sent: it may have committed.
 _CONNECTION_LOST: Final = (
@@ -93,11 +109,17 @@ def _server_message(exc: pg.PostgresError) -> str:
 
 
 async def _constraint_error(
-    exc: pg.IntegrityConstraintViolationError, name: str, lookup: ColumnsLookup
+    exc: pg.IntegrityConstraintViolationError, name: str, lookup: ConstraintLookup
 ) -> errors.EtlstoreError:
     schema = exc.schema_name
     table = exc.table_name
     constraint = exc.constraint_name
+    columns: tuple[str, ...] = ()
+    if schema is not None and table is not None:
+        found = await lookup(schema, table, constraint or "")
+        if found is not None:
+            table, declared, columns = found
+            constraint = declared if constraint is not None else None
     where = _relation(schema, table)
     if isinstance(exc, pg.NotNullViolationError):
         column = exc.column_name
@@ -110,9 +132,6 @@ async def _constraint_error(
             constraint=constraint,
             columns=(column,) if column else (),
         )
-    columns: tuple[str, ...] = ()
-    if schema is not None and constraint is not None:
-        columns = await lookup(schema, table or "", constraint)
     cls: type[errors.Conflict | errors.InvalidReference | errors.CheckViolation]
     if isinstance(exc, pg.UniqueViolationError):
         cls, what = errors.Conflict, "duplicate key violates unique constraint"
@@ -164,7 +183,7 @@ def _scrub(exc: pg.PostgresError) -> None:
 
 
 async def translate(
-    exc: BaseException, sql: str, *, may_have_committed: bool, lookup: ColumnsLookup
+    exc: BaseException, sql: str, *, may_have_committed: bool, lookup: ConstraintLookup
 ) -> BaseException | None:
     """The etlstore error for ``exc`` raised by ``sql``, or None to let ``exc`` through.
 
@@ -179,7 +198,7 @@ async def translate(
 
 
 async def _translate(
-    exc: BaseException, sql: str, *, may_have_committed: bool, lookup: ColumnsLookup
+    exc: BaseException, sql: str, *, may_have_committed: bool, lookup: ConstraintLookup
 ) -> BaseException | None:
     if isinstance(exc, asyncio.CancelledError) or not isinstance(exc, Exception):
         return None

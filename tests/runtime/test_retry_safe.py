@@ -14,8 +14,10 @@ from etlstore.errors import Conflict, OutcomeUnknown, Unavailable
 _KILL_OWN_SESSION = "SELECT pg_terminate_backend(pg_backend_pid())"
 
 
-async def _no_columns(schema: str, table: str, constraint: str) -> tuple[str, ...]:
-    return ()
+async def _no_catalog(
+    schema: str, table: str, constraint: str
+) -> tuple[str, str, tuple[str, ...]] | None:
+    return None
 
 
 @pytest.fixture
@@ -111,9 +113,9 @@ async def test_a_statement_refused_on_a_connection_that_already_broke_is_unavail
         "cannot switch to state 12; another operation (2) is in progress"
     )
     error = await translate(
-        refused, "-- get_item (t)\nSELECT 1", may_have_committed=True, lookup=_no_columns
+        refused, "-- get_item (t)\nSELECT 1", may_have_committed=True, lookup=_no_catalog
     )
     assert isinstance(error, Unavailable)
     assert str(error) == "query get_item: the connection broke before the statement was sent"
     other = asyncpg.InternalClientError("unexpected error while performing authentication")
-    assert await translate(other, "SELECT 1", may_have_committed=True, lookup=_no_columns) is None
+    assert await translate(other, "SELECT 1", may_have_committed=True, lookup=_no_catalog) is None
