@@ -6,11 +6,13 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import yoyo.exceptions
 
+from etlstore import _partitions
 from etlstore._backup import BackupError, backup_database, restore_database
 from etlstore._config import default_embedded, resolve_dsn
 from etlstore._deploy import DeployError, check_migrations, deploy_migrations
@@ -18,6 +20,7 @@ from etlstore._drift import find_drift
 from etlstore._embedded import EmbeddedServerError
 from etlstore._migrations import apply_migrations
 from etlstore._summary import format_summary, read_summary
+from etlstore.errors import EtlstoreError
 
 __all__ = ["main"]
 
@@ -89,6 +92,30 @@ def _backup(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     restore_database(resolve_dsn(), args.file, clean=args.clean, bin_dir=args.pg_bin)
     print(f"restored {args.file}")
+    return 0
+
+
+def _partitions_show(_: argparse.Namespace) -> int:
+    print(_partitions.format_partitions(_partitions.show(resolve_dsn())))
+    return 0
+
+
+def _partitions_maintain(args: argparse.Namespace) -> int:
+    print(_partitions.format_maintenance(_partitions.maintain(resolve_dsn(), args.at)))
+    return 0
+
+
+def _partitions_policy(args: argparse.Namespace) -> int:
+    policy = _partitions.set_policy(
+        resolve_dsn(),
+        args.table,
+        unit=args.unit,
+        premake=args.premake,
+        retention=None if args.retention_days is None else timedelta(days=args.retention_days),
+        keep_forever=args.keep_forever,
+        action=args.retention_action,
+    )
+    print(_partitions.format_partitions([(policy, [])]))
     return 0
 
 
@@ -177,6 +204,37 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("--pg-bin", type=Path, help=pg_bin_help)
     restore.set_defaults(run=_restore)
 
+    partitions = commands.add_parser(
+        "partitions", help="the partitioned tables: show, maintain (daily), change a policy"
+    )
+    partitions.set_defaults(run=_partitions_show)
+    partition_commands = partitions.add_subparsers(dest="partitions_command")
+    partition_commands.add_parser(
+        "show", help="each table's policy and partitions (the default)"
+    ).set_defaults(run=_partitions_show)
+    maintain = partition_commands.add_parser(
+        "maintain", help="create future partitions, drop or detach expired ones (run daily)"
+    )
+    maintain.add_argument(
+        "--at",
+        type=datetime.fromisoformat,
+        help="act as of this ISO time instead of now (to prepare ahead, or to test a policy)",
+    )
+    maintain.set_defaults(run=_partitions_maintain)
+    policy = partition_commands.add_parser("policy", help="change how TABLE is partitioned/kept")
+    policy.add_argument("table", metavar="TABLE")
+    policy.add_argument("--unit", choices=("day", "week", "month"), help="partition size")
+    policy.add_argument("--premake", type=int, help="partitions kept ready after the current one")
+    retention = policy.add_mutually_exclusive_group()
+    retention.add_argument(
+        "--retention-days", type=int, help="retire partitions older than this many days"
+    )
+    retention.add_argument("--keep-forever", action="store_true", help="no retention")
+    policy.add_argument(
+        "--retention-action", choices=("drop", "detach"), help="what retiring a partition does"
+    )
+    policy.set_defaults(run=_partitions_policy)
+
     demo = commands.add_parser(
         "demo", help="the main job: database, migrations, seed, a live workload against targets"
     )
@@ -204,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         yoyo.exceptions.LockTimeout,
         BackupError,
         DeployError,
+        EtlstoreError,
     ) as exc:
         print(f"etlstore: error: {exc}", file=sys.stderr)
         return 1

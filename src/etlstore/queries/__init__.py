@@ -10,6 +10,7 @@ Modules:
 - events
 - job_executions
 - jobs
+- partitions
 - pipeline_executions
 - pipelines
 - plugins
