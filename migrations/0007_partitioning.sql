@@ -337,6 +337,8 @@ DECLARE
     cutoff timestamptz;
     lo timestamptz;
     hi timestamptz;
+    covered_until timestamptz;
+    next_start timestamptz;
     part record;
     n bigint;
 BEGIN
@@ -353,10 +355,16 @@ BEGIN
         FOR i IN 0 .. policy.premake LOOP
             lo := date_trunc(policy.partition_unit, at + i * step);
             hi := lo + step;
-            CONTINUE WHEN EXISTS (
-                SELECT FROM partitions_of(policy.table_name::regclass) AS p
-                WHERE NOT p.is_default AND p.lower_bound < hi AND p.upper_bound > lo
-            );
+            -- Only what no partition covers yet: after a change of unit, partitions of the old
+            -- one may cover the start or the end of this range.
+            SELECT max(p.upper_bound) FILTER (WHERE p.lower_bound <= lo),
+                   min(p.lower_bound) FILTER (WHERE p.lower_bound > lo)
+            INTO covered_until, next_start
+            FROM partitions_of(policy.table_name::regclass) AS p
+            WHERE NOT p.is_default AND p.lower_bound < hi AND p.upper_bound > lo;
+            lo := greatest(lo, coalesce(covered_until, lo));
+            hi := least(hi, coalesce(next_start, hi));
+            CONTINUE WHEN lo >= hi;
             -- Rows of this range in the default partition would have to move first; they stay
             -- readable there, and this is reported until someone moves them.
             EXECUTE format('SELECT count(*) FROM %I WHERE %I >= $1 AND %I < $2',

@@ -90,6 +90,31 @@ async def test_maintenance_creates_partitions_ahead_of_time_once(db: Database) -
     assert await _maintain(db, later) == []
 
 
+async def test_a_new_unit_fills_only_what_the_old_partitions_leave_uncovered(
+    db: Database,
+) -> None:
+    await _maintain(db, datetime(2031, 6, 15, tzinfo=UTC))  # months June to September 2031
+    updated = await partitions.update_partition_policy(
+        db,
+        table_name="events",
+        partition_unit="week",
+        premake=3,
+        retention=None,
+        retention_action="drop",
+    )
+    assert updated is not None
+
+    # Weeks from Monday 15 September: the first two lie in September's partition, the third
+    # (29 September to 6 October) only in part.
+    created = await _maintain(db, datetime(2031, 9, 17, tzinfo=UTC))
+
+    weeks = [(a.lower_bound, a.upper_bound) for a in created if a.table_name == "events"]
+    assert weeks == [
+        (datetime(2031, 10, 1, tzinfo=UTC), datetime(2031, 10, 6, tzinfo=UTC)),
+        (datetime(2031, 10, 6, tzinfo=UTC), datetime(2031, 10, 13, tzinfo=UTC)),
+    ]
+
+
 async def test_rows_go_to_the_partition_of_their_time(db: Database) -> None:
     event_id = await _event_at(db, NOW)
     partition = await db.fetchval(
