@@ -228,6 +228,10 @@ SELECT (SELECT count(*) FROM pipelines WHERE name LIKE 'seed-pipeline-%'),
 """
 
 _ANALYZE_SQL: Final = "ANALYZE"
+# The history above reaches 90 days back: its months get partitions of their own first (the
+# month of `at` and the policy's premake after it), rather than all landing in the default one.
+_IS_PARTITIONED_SQL: Final = "SELECT to_regclass('partition_policies') IS NOT NULL"
+_PARTITIONS_SQL: Final = "SELECT count(*) FROM maintain_partitions(now() - interval '90 days')"
 
 
 def _statement(sql: str, *args: object) -> Callable[[etlstore.Database], Awaitable[object]]:
@@ -271,6 +275,10 @@ async def plan_seed(db: etlstore.Database, scale: Scale) -> tuple[list[SeedStep]
         ordered.append(SeedStep("steps", rows, _statement(_STEPS_SQL, _STEPS_PER_PIPELINE)))
     if jobs == 0:
         ordered.append(SeedStep("jobs", 100, _statement(_JOBS_SQL)))
+    if (
+        executions < scale.executions or events < scale.events or metrics < scale.metrics
+    ) and await db.fetchval(_IS_PARTITIONED_SQL):
+        ordered.append(SeedStep("partitions", 0, _statement(_PARTITIONS_SQL)))
     parallel = [
         *_chunks("executions", _EXECUTIONS_SQL, executions, scale.executions),
         *_chunks("events", _EVENTS_SQL, events, scale.events),
