@@ -41,9 +41,20 @@ _log = logging.getLogger("etlstore.replicas")
 
 #: The end of everything inserted into the WAL so far: read after a commit, it is at least that
 #: commit's end, also under synchronous_commit=off (where the write position may trail it).
-COMMIT_LSN_SQL: Final = (
-    "-- etlstore_commit_lsn (etlstore runtime)\nSELECT pg_current_wal_insert_lsn()::text"
-)
+#: When the last record ended exactly at a page's end, the insert position points past the next
+#: page's header (24 bytes; 40 at a segment's start), which no replica replays until more WAL
+#: comes: the header is taken off, and the LSN is the record's end, as replay reports it.
+COMMIT_LSN_SQL: Final = """-- etlstore_commit_lsn (etlstore runtime)
+SELECT (CASE
+    WHEN w.in_segment = 40 THEN w.lsn - 40
+    WHEN w.in_segment % current_setting('wal_block_size')::numeric = 24 THEN w.lsn - 24
+    ELSE w.lsn
+END)::text
+FROM (
+    SELECT i.lsn, (i.lsn - '0/0'::pg_lsn) % pg_size_bytes(current_setting('wal_segment_size'))
+               AS in_segment
+    FROM (SELECT pg_current_wal_insert_lsn() AS lsn) AS i
+) AS w"""
 # Written WAL ends at a record boundary, as a replica's replay position does; the insert
 # position may point past a page header that no replica ever "replays".
 _PRIMARY_LSN_SQL: Final = (
