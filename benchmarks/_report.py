@@ -23,7 +23,15 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 from benchmarks._runner import LOOPS, MODES, Cell
 from etlstore._demo_targets import OPERATIONS, RATIO_GOALS, verdict
 
-__all__ = ["cell_info", "console_summary", "main", "write_all"]
+__all__ = [
+    "cell_info",
+    "console_summary",
+    "latency_ms",
+    "machine",
+    "main",
+    "ops_ratio",
+    "write_all",
+]
 
 BASE: Final = "asyncpg_pool"
 IMPLS: Final = (
@@ -47,22 +55,23 @@ def _quantile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _ms(cell: Cell, q: float) -> float:
+def latency_ms(cell: Cell, q: float) -> float:
+    """The ``q`` quantile of the cell's latencies, in ms."""
     return _quantile(cell.latencies_s, q) * 1000
 
 
 def cell_info(cell: Cell, base: Cell | None) -> dict[str, object]:
     """What pytest-benchmark's JSON carries beside its own stats (extra_info)."""
-    p99 = _ms(cell, 0.99)
+    p99 = latency_ms(cell, 0.99)
     target = _TARGETS.get(cell.op)
     return {
         "implementation": cell.impl,
         "loop": cell.loop,
         "mode": cell.mode,
-        "p50_ms": round(_ms(cell, 0.5), 4),
+        "p50_ms": round(latency_ms(cell, 0.5), 4),
         "p99_ms": round(p99, 4),
         "ops_per_s": round(cell.ops_per_s, 1),
-        "ratio_to_asyncpg_pool": _ratio(cell, base),
+        "ratio_to_asyncpg_pool": ops_ratio(cell, base),
         "p99_target_ms": target,
         "p99_verdict": verdict(p99, target, lower_is_better=True)
         if cell.impl == "etlstore"
@@ -70,7 +79,8 @@ def cell_info(cell: Cell, base: Cell | None) -> dict[str, object]:
     }
 
 
-def _ratio(cell: Cell | None, base: Cell | None) -> float | None:
+def ops_ratio(cell: Cell | None, base: Cell | None) -> float | None:
+    """``cell``'s ops/s ÷ ``base``'s, or None when either has none."""
     if cell is None or base is None or not base.ops_per_s or not cell.ops_per_s:
         return None
     return round(cell.ops_per_s / base.ops_per_s, 3)
@@ -99,7 +109,7 @@ def _targets_table(index: dict[tuple[str, str, str, str], Cell]) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for op in OPERATIONS:
         values = [index.get((op.key, "etlstore", loop, mode)) for loop, mode in settings]
-        p99s = [None if c is None else _ms(c, 0.99) for c in values]
+        p99s = [None if c is None else latency_ms(c, 0.99) for c in values]
         sequential = [
             p
             for p, (_, mode) in zip(p99s, settings, strict=True)
@@ -121,7 +131,7 @@ def _goal_ratios(
         if op.key in _NOT_IN_GOALS:
             continue
         mine = index.get((op.key, "etlstore", loop, mode))
-        ratio = _ratio(mine, index.get((op.key, baseline, loop, mode)))
+        ratio = ops_ratio(mine, index.get((op.key, baseline, loop, mode)))
         if ratio is not None:
             ratios.append(ratio)
     return ratios
@@ -149,7 +159,7 @@ def _per_op_ratios(index: dict[tuple[str, str, str, str], Cell], loop: str, mode
         mine = index.get((op.key, "etlstore", loop, mode))
         row = [op.key]
         for baseline in baselines:
-            r = _ratio(mine, index.get((op.key, baseline, loop, mode)))
+            r = ops_ratio(mine, index.get((op.key, baseline, loop, mode)))
             row.append("-" if r is None else f"{r:.2f}")
         lines.append("| " + " | ".join(row) + " |")
     return lines
@@ -165,15 +175,17 @@ def _detail(index: dict[tuple[str, str, str, str], Cell], loop: str, mode: str) 
             cell = index.get((op.key, impl, loop, mode))
             if cell is None:
                 continue
-            ratio = _ratio(cell, index.get((op.key, BASE, loop, mode)))
+            ratio = ops_ratio(cell, index.get((op.key, BASE, loop, mode)))
             lines.append(
-                f"| {op.key} | {impl} | {_ms(cell, 0.5):.3f} | {_ms(cell, 0.99):.3f} | "
+                f"| {op.key} | {impl} | {latency_ms(cell, 0.5):.3f} | "
+                f"{latency_ms(cell, 0.99):.3f} | "
                 f"{cell.ops_per_s:,.0f} | {'-' if ratio is None else f'{ratio:.2f}'} |"
             )
     return lines
 
 
-def _machine() -> str:
+def machine() -> str:
+    """Cores, architecture, OS and Python: the context every table is read in."""
     return (
         f"{os.cpu_count()} cores, {platform.machine()}, {platform.system()} "
         f"{platform.release()}, Python {sys.version.split()[0]}"
@@ -254,7 +266,7 @@ def _plot_ratios(index: dict[tuple[str, str, str, str], Cell], path: Path) -> No
     for ax, (loop, mode) in zip(axes[:, 0], settings, strict=True):
         for n, (baseline, goal) in enumerate(bars):
             values = [
-                _ratio(
+                ops_ratio(
                     index.get((op, "etlstore", loop, mode)), index.get((op, baseline, loop, mode))
                 )
                 or 0.0
@@ -297,7 +309,7 @@ def write_all(cells: list[Cell], folder: Path, *, quick: bool) -> list[Path]:
     """samples.json (every latency), summary.md and the plots."""
     meta = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": _machine(),
+        "machine": machine(),
         "quick": quick,
     }
     samples = folder / "samples.json"

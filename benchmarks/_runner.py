@@ -21,7 +21,7 @@ from rich.progress import Progress
 
 from benchmarks._alternatives import POOL_SIZE, Implementation
 
-__all__ = ["LOOPS", "MODES", "Cell", "Plan", "measure_operation", "new_loop"]
+__all__ = ["LOOPS", "MODES", "Cell", "Plan", "measure_operation", "new_loop", "time_batch"]
 
 LOOPS: Final = ("asyncio", *(("uvloop",) if importlib.util.find_spec("uvloop") else ()))
 #: sequential: one task; concurrent: POOL_SIZE tasks sharing the implementation.
@@ -62,10 +62,10 @@ def new_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-async def _batch(
-    impl: Implementation, op: str, cell: Cell, calls: int, tasks: int, first: int
+async def time_batch(
+    run: Callable[[int, int], Awaitable[object]], cell: Cell, calls: int, tasks: int, first: int
 ) -> None:
-    run: Callable[[int, int], Awaitable[object]] = getattr(impl, op)
+    """``calls`` calls of ``run(i, task)`` on ``tasks`` tasks at once, timed into ``cell``."""
     latencies = cell.latencies_s
 
     async def one_task(task: int, count: int) -> None:
@@ -104,13 +104,13 @@ async def measure_operation(
         calls = batch if tasks == 1 else max(tasks, batch // tasks * tasks)
         by_impl = {impl.name: Cell(op, impl.name, loop, mode) for impl in impls}
         for impl in impls:  # warm up: connections, prepared statements, caches
-            await _batch(impl, op, Cell(op, impl.name, loop, mode), calls, tasks, 0)
+            await time_batch(getattr(impl, op), Cell(op, impl.name, loop, mode), calls, tasks, 0)
             await after_batch()
         for round_number in range(plan.rounds):
             shift = round_number % len(impls)
             for impl in [*impls[shift:], *impls[:shift]]:
                 first = (round_number + 1) * calls
-                await _batch(impl, op, by_impl[impl.name], calls, tasks, first)
+                await time_batch(getattr(impl, op), by_impl[impl.name], calls, tasks, first)
                 await after_batch()
             if progress is not None:
                 progress.advance(progress.task_ids[0])

@@ -1,100 +1,25 @@
-"""A primary and a streaming replica of their own on 127.0.0.1, from the embedded binaries.
-
-The replica is a ``pg_basebackup -R`` of the primary (``-R`` writes ``primary_conninfo`` and
-``standby.signal``) into a data dir of its own, started on a port of its own. Both live in the
-session's temporary dir and are stopped at the end, whatever state the tests left them in.
-"""
+"""The replica tests' pair (``tests/_replica_pair.py``) and a polling helper."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Iterator
 
-import asyncpg
 import pytest
 
-from etlstore._embedded import EmbeddedPostgres, _free_port
-from etlstore._migrations import apply_migrations
+from tests._replica_pair import Pair, replica_pair
 from tests.conftest import MIGRATIONS
 
-_SETTINGS = {"fsync": "off", "full_page_writes": "off", "max_connections": "100"}
-_WAIT_S = "60"
-
-
-class Pair:
-    """A primary and its streaming replica; the tests stop, start and pause the replica."""
-
-    def __init__(self, primary: EmbeddedPostgres, replica: EmbeddedPostgres) -> None:
-        self.primary = primary
-        self.replica = replica
-        self.primary_dsn = primary.dsn()
-        self.replica_dsn = replica.dsn()
-
-    def stop_replica(self) -> None:
-        _pg_ctl(self.replica, "stop", "-m", "fast")
-
-    def start_replica(self) -> None:
-        _pg_ctl(self.replica, "start")
-
-    @contextlib.asynccontextmanager
-    async def replay_paused(self) -> AsyncIterator[None]:
-        """WAL replay paused on the replica for the block (it still receives WAL)."""
-        con = await asyncpg.connect(self.replica_dsn)
-        try:
-            await con.execute("SELECT pg_wal_replay_pause()")
-            try:
-                yield
-            finally:
-                await con.execute("SELECT pg_wal_replay_resume()")
-        finally:
-            await con.close()
-
-
-def _pg_ctl(server: EmbeddedPostgres, *args: str) -> None:
-    # -l: a started postmaster must not inherit pg_ctl's pipes (the call would never return).
-    result = server._pg_ctl([*args, "-w", "-t", _WAIT_S, "-l", str(server.log_file)])
-    if result.returncode != 0:
-        raise RuntimeError(f"pg_ctl {' '.join(args)} failed: {result.stderr or result.stdout}")
-
-
-def _base_backup(primary: EmbeddedPostgres, data_dir: Path) -> EmbeddedPostgres:
-    """A standby of ``primary`` in ``data_dir``, configured for a port of its own, not started."""
-    data_dir.mkdir(mode=0o700, parents=True)
-    replica = EmbeddedPostgres(data_dir, database=primary.database, settings=_SETTINGS)
-    replica._prepare_for_system_user()  # as root: the server's system user owns the dir
-    port = primary.port
-    assert port is not None
-    result = primary._command(
-        "pg_basebackup",
-        [
-            *("-D", str(data_dir), "-R", "-X", "stream", "-c", "fast", "--no-sync"),
-            *("-h", "127.0.0.1", "-p", str(port), "-U", "postgres"),
-        ],
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"pg_basebackup failed: {result.stderr}")
-    replica._write_conf(_free_port())  # the copied etlstore.conf holds the primary's port
-    return replica
+__all__ = ["Pair", "eventually"]
 
 
 @pytest.fixture(scope="session")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     """A migrated primary and a replica streaming from it."""
-    root = tmp_path_factory.mktemp("replicas")
-    primary = EmbeddedPostgres(root / "primary", database="replicas", settings=_SETTINGS)
-    dsn = primary.start()
-    replica: EmbeddedPostgres | None = None
-    try:
-        apply_migrations(dsn, MIGRATIONS)
-        replica = _base_backup(primary, root / "replica")
-        replica.start()
-        yield Pair(primary, replica)
-    finally:
-        for server in (replica, primary):
-            if server is not None and server.status().running:
-                server._pg_ctl(["stop", "-m", "immediate", "-w", "-t", _WAIT_S])
+    with replica_pair(
+        tmp_path_factory.mktemp("replicas"), migrations=MIGRATIONS, database="replicas"
+    ) as started:
+        yield started
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], *, within_s: float = 10.0) -> None:
