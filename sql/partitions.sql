@@ -24,13 +24,15 @@ RETURNING table_name, partition_unit, premake, retention, retention_action, upda
 -- The partitions of a partitioned table, oldest first, the default partition last.
 --
 -- Bounds are None for the default partition; estimated_rows is the planner's estimate (0 until
--- the partition is first analyzed).
-SELECT partition_name AS "partition_name!",
-       lower_bound,
-       upper_bound,
-       is_default AS "is_default!",
-       estimated_rows AS "estimated_rows!"
-FROM partitions_of(CAST(:table_name AS regclass));
+-- the partition is first analyzed). No rows for a table that is not partitioned.
+SELECT p.partition_name AS "partition_name!",
+       p.lower_bound,
+       p.upper_bound,
+       p.is_default AS "is_default!",
+       p.estimated_rows AS "estimated_rows!"
+FROM partition_policies AS t
+CROSS JOIN LATERAL partitions_of(t.table_name::regclass) AS p
+WHERE t.table_name = :table_name;
 
 -- name: maintain_partitions(at)
 -- Create the partitions needed from `at` on and retire expired ones; one row per action.

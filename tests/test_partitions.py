@@ -376,8 +376,12 @@ def test_migration_0007_keeps_every_row_and_its_rollback_restores_them(
             conn.execute(duplicate)
 
     backend = get_backend(yoyo_url(dsn))
-    with backend.lock():
-        backend.rollback_migrations(backend.to_rollback(read_migrations(str(MIGRATIONS)))[:1])
+    try:
+        with backend.lock():
+            newest = backend.to_rollback(read_migrations(str(MIGRATIONS)))[:1]
+            backend.rollback_migrations(newest)
+    finally:
+        backend.connection.close()
     assert _rows(dsn) == rows_before
     with psycopg.connect(dsn) as conn:
         assert schema_snapshot(conn) == schema_before

@@ -23,6 +23,10 @@ TABLES = {
 }  # fmt: skip
 # Maintenance runs as the owner; the application neither reads nor changes how tables are kept.
 OWNER_ONLY = {"partition_policies"}
+# The application adds rows and reads them, never changes or removes them (the owner does).
+APPEND_ONLY = {
+    "config_versions", "audit_log", "pipeline_execution_idempotency_keys", "event_idempotency_keys",
+}  # fmt: skip
 YOYO_TABLES = ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock")
 
 
@@ -309,12 +313,8 @@ def test_the_app_role_holds_dml_on_every_application_table_and_nothing_more(
         (APP_ROLE,),
     )
     grants: dict[str, str] = dict(rows.fetchall())
-    append_only = {
-        "config_versions", "audit_log", "pipeline_execution_idempotency_keys",
-        "event_idempotency_keys",
-    }  # fmt: skip
     assert set(grants) == TABLES - OWNER_ONLY
     for table, privileges in grants.items():
-        expected = "INSERT,SELECT" if table in append_only else "DELETE,INSERT,SELECT,UPDATE"
+        expected = "INSERT,SELECT" if table in APPEND_ONLY else "DELETE,INSERT,SELECT,UPDATE"
         assert privileges == expected, table
     assert _one(db, "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (APP_ROLE,)) is True

@@ -31,7 +31,9 @@ _PERIOD_S: Final = FAST_WORKERS / 1_000  # ~1,000 operations a second from the f
 _SLOW_INGEST: Final = """-- slow_ingest_event (fault tests)
 INSERT INTO events (event_type, data, idempotency_key)
 SELECT 'slow', '{}'::jsonb, $1 FROM pg_sleep(0.05)
-ON CONFLICT (idempotency_key) DO NOTHING
+-- A retry after a lost connection finds the key taken when the first attempt committed (the
+-- attempts of one key never overlap: a writer retries only after the pool reconnected).
+WHERE NOT EXISTS (SELECT FROM event_idempotency_keys WHERE idempotency_key = $1)
 RETURNING id"""
 _EVENT_ID_BY_KEY: Final = "SELECT id FROM events WHERE idempotency_key = $1"
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from tests._catalog import APP_ROLE
-from tests.test_schema import TABLES, YOYO_TABLES
+from tests.test_schema import APPEND_ONLY, OWNER_ONLY, TABLES, YOYO_TABLES
 
 _INSUFFICIENT_PRIVILEGE: Final = "42501"
 _DML: Final = ("SELECT", "INSERT", "UPDATE", "DELETE")
@@ -131,7 +131,7 @@ def test_the_app_role_cannot_create_temporary_tables(app_db: psycopg.Connection)
 
 
 _TABLE_PRIVILEGES_SQL: Final = """
-SELECT c.relname, c.relkind::text,
+SELECT c.relname, c.relkind::text, c.relispartition,
        array(SELECT p FROM unnest(%(privileges)s::text[]) AS p
              WHERE has_table_privilege(%(role)s, c.oid, p) ORDER BY p)
 FROM pg_class AS c
@@ -148,13 +148,21 @@ def test_the_server_grants_the_app_role_dml_on_application_tables_and_nothing_mo
     rows = owner_db.execute(
         _TABLE_PRIVILEGES_SQL, {"privileges": privileges, "role": APP_ROLE}
     ).fetchall()
-    held = {name: granted for name, kind, granted in rows if granted or kind == "r"}
-    append_only = {"config_versions", "audit_log"}
-    expected = {
-        table: (["INSERT", "SELECT"] if table in append_only else sorted(_DML)) for table in TABLES
+    held = {
+        name: granted
+        for name, kind, is_partition, granted in rows
+        if (granted or kind == "r") and not is_partition
     }
-    expected.update({table: [] for table in YOYO_TABLES})
+    expected = {
+        table: (["INSERT", "SELECT"] if table in APPEND_ONLY else sorted(_DML))
+        for table in TABLES - OWNER_ONLY
+    }
+    expected.update({table: [] for table in (*YOYO_TABLES, *OWNER_ONLY)})
     assert held == expected
+    # Partitions are reached through their partitioned table only.
+    partitions = {name: granted for name, _, is_partition, granted in rows if is_partition}
+    assert partitions
+    assert not any(partitions.values())
 
 
 _ROLE_SQL: Final = """

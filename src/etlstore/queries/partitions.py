@@ -35,14 +35,16 @@ WHERE table_name = $5
 RETURNING table_name, partition_unit, premake, retention, retention_action, updated_at"""
 
 LIST_PARTITIONS: Final = """-- list_partitions (sql/partitions.sql:23)
-SELECT partition_name AS "partition_name!",
-       lower_bound,
-       upper_bound,
-       is_default AS "is_default!",
-       estimated_rows AS "estimated_rows!"
-FROM partitions_of(CAST($1 AS regclass))"""
+SELECT p.partition_name AS "partition_name!",
+       p.lower_bound,
+       p.upper_bound,
+       p.is_default AS "is_default!",
+       p.estimated_rows AS "estimated_rows!"
+FROM partition_policies AS t
+CROSS JOIN LATERAL partitions_of(t.table_name::regclass) AS p
+WHERE t.table_name = $1"""
 
-MAINTAIN_PARTITIONS: Final = """-- maintain_partitions (sql/partitions.sql:35)
+MAINTAIN_PARTITIONS: Final = """-- maintain_partitions (sql/partitions.sql:37)
 SELECT table_name AS "table_name!",
        partition_name,
        action AS "action!",
@@ -91,7 +93,7 @@ async def list_partitions(executor: Executor, *, table_name: str) -> list[ListPa
     """The partitions of a partitioned table, oldest first, the default partition last.
 
     Bounds are None for the default partition; estimated_rows is the planner's estimate (0
-    until the partition is first analyzed).
+    until the partition is first analyzed). No rows for a table that is not partitioned.
     """
     return [ListPartitionsRow(*r) for r in await executor.fetch(LIST_PARTITIONS, table_name)]
 
