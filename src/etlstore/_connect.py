@@ -2,6 +2,15 @@
 
 Server settings travel in the startup packet (asyncpg's ``server_settings``: no extra round
 trip) and the json/jsonb codecs are registered locally (built-in types need no introspection).
+
+``pgbouncer=True``: the DSN is a PgBouncer in transaction pooling mode, where consecutive
+transactions of one client connection may run on different server connections. Only the startup
+parameters PgBouncer re-applies on every server connection it lends (``application_name``,
+``TimeZone``) are sent; session settings it cannot carry (the timeouts, ``jit``,
+``default_transaction_read_only``) are not, and asking for a timeout is an error rather than a
+silent no-op. asyncpg's statement cache is off unless asked for (PgBouncer >= 1.21 with
+``max_prepared_statements`` can keep it): a named prepared statement lives on one server
+connection only.
 """
 
 from __future__ import annotations
@@ -30,6 +39,8 @@ __all__ = ["connect"]
 # undecoded JSON text; other parameter values are encoded here with msgspec. The codecs use the
 # binary wire format so that binary COPY (copy_records_to_table) works with json/jsonb columns.
 _JSONB_VERSION = b"\x01"
+#: asyncpg's own default: prepared statements kept per connection.
+_ASYNCPG_STATEMENT_CACHE_SIZE = 100
 
 
 def _json_bytes(value: object) -> bytes:
@@ -71,8 +82,11 @@ def _server_settings(
     statement_timeout: float | None,
     lock_timeout: float | None,
     idle_in_transaction_session_timeout: float | None,
+    pgbouncer: bool,
 ) -> dict[str, str]:
-    settings = {"TimeZone": "UTC", "jit": "off"}
+    # PgBouncer tracks TimeZone and application_name per client and sets them on each server
+    # connection it lends; any other startup parameter it refuses or, if told to ignore it, drops.
+    settings = {"TimeZone": "UTC"} if pgbouncer else {"TimeZone": "UTC", "jit": "off"}
     # asyncpg lets these settings override the DSN's; a name given in the DSN wins here.
     if "application_name" not in parse_qs(urlsplit(dsn).query):
         settings["application_name"] = application_name
@@ -83,6 +97,24 @@ def _server_settings(
     }
     settings.update({name: value for name, value in timeouts.items() if value is not None})
     return settings
+
+
+def _check_pgbouncer_timeouts(timeouts: dict[str, float | None]) -> None:
+    """Refuse server-side timeouts in PgBouncer mode: they would silently not apply."""
+    given = [name for name, value in timeouts.items() if value is not None]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)} cannot be sent through PgBouncer in transaction pooling "
+            "(a session setting does not follow the client to the next server connection): "
+            "set it on the role instead (ALTER ROLE <user> SET statement_timeout = '5s'), "
+            "or use command_timeout"
+        )
+
+
+def _statement_cache_size(statement_cache_size: int | None, *, pgbouncer: bool) -> int:
+    if statement_cache_size is not None:
+        return statement_cache_size
+    return 0 if pgbouncer else _ASYNCPG_STATEMENT_CACHE_SIZE
 
 
 def _describe(dsn: str) -> str:
@@ -111,11 +143,14 @@ async def _open(
     replicas: tuple[str, ...],
     max_replica_lag_s: float,
     replica_probe_interval_s: float,
+    pgbouncer: bool,
+    statement_cache_size: int | None,
 ) -> Database:
     if dsn is None:
         # Sync, and may start the embedded server: not on the event loop.
         dsn = await asyncio.to_thread(resolve_dsn)
     observer = QueryObserver(slow_query_s=slow_query_s, hooks=on_query)
+    cache_size = _statement_cache_size(statement_cache_size, pgbouncer=pgbouncer)
 
     async def database(url: str, *, min_size: int, read_only: bool = False) -> Database:
         settings = _server_settings(
@@ -124,8 +159,9 @@ async def _open(
             statement_timeout=statement_timeout,
             lock_timeout=lock_timeout,
             idle_in_transaction_session_timeout=idle_in_transaction_session_timeout,
+            pgbouncer=pgbouncer,
         )
-        if read_only:
+        if read_only and not pgbouncer:  # docs/runtime.md, PgBouncer: not read-only there
             settings["default_transaction_read_only"] = "on"
         pool = asyncpg.create_pool(
             url,
@@ -139,6 +175,7 @@ async def _open(
             command_timeout=command_timeout,
             timeout=connect_timeout,
             server_settings=settings,
+            statement_cache_size=cache_size,
         )
         try:
             await pool
@@ -238,6 +275,8 @@ def connect(
     replicas: Iterable[str] = (),
     max_replica_lag_s: float = 5.0,
     replica_probe_interval_s: float = 1.0,
+    pgbouncer: bool = False,
+    statement_cache_size: int | None = None,
 ) -> _Connecting:
     """Open a Database: ``db = await connect(...)`` or ``async with connect(...) as db:``.
 
@@ -249,7 +288,19 @@ def connect(
     ``(name, duration_s, error)`` run after every statement, e.g. to export metrics.
     ``replicas``: DSNs of streaming replicas for ``db.replica`` reads, skipped while down or
     lagging more than ``max_replica_lag_s`` (probed every ``replica_probe_interval_s``).
+    ``pgbouncer``: the DSN is a PgBouncer in transaction pooling mode (see docs/runtime.md);
+    the timeouts then cannot be given here. ``statement_cache_size``: asyncpg's prepared
+    statements per connection; None means 100, or 0 with ``pgbouncer`` (set it above 0 only for
+    PgBouncer >= 1.21 with ``max_prepared_statements`` above 0).
     """
+    if pgbouncer:
+        _check_pgbouncer_timeouts(
+            {
+                "statement_timeout": statement_timeout,
+                "lock_timeout": lock_timeout,
+                "idle_in_transaction_session_timeout": idle_in_transaction_session_timeout,
+            }
+        )
     hooks = tuple(on_query)
     replica_dsns = tuple(replicas)
 
@@ -272,6 +323,8 @@ def connect(
             replicas=replica_dsns,
             max_replica_lag_s=max_replica_lag_s,
             replica_probe_interval_s=replica_probe_interval_s,
+            pgbouncer=pgbouncer,
+            statement_cache_size=statement_cache_size,
         )
 
     return _Connecting(opening)
