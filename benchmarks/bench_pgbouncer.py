@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from time import perf_counter
 from typing import Final
 
 import asyncpg
@@ -32,7 +31,8 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 import etlstore
 from benchmarks._fixtures import Results, quick, replay
-from benchmarks._runner import Cell
+from benchmarks._report import latency_ms
+from benchmarks._runner import Cell, time_batch
 from tests._pgbouncer import PgBouncer, require_pgbouncer, running_pgbouncer
 
 CONCURRENCY: Final = 16
@@ -84,19 +84,8 @@ _OPERATIONS: Final[dict[str, Callable[[etlstore.Database, int], Awaitable[None]]
 
 async def _batch(db: etlstore.Database, cell: Cell, calls: int, tasks: int, first: int) -> None:
     run = _OPERATIONS[cell.op]
-    latencies = cell.latencies_s
-
-    async def one_task(task: int) -> None:
-        # Distinct rows per call: concurrent transactions do not queue on one row lock.
-        for n in range(calls // tasks):
-            start = perf_counter()
-            await run(db, first + n * tasks + task)
-            latencies.append(perf_counter() - start)
-
-    start = perf_counter()
-    await asyncio.gather(*(one_task(t) for t in range(tasks)))
-    cell.wall_s += perf_counter() - start
-    cell.calls += calls // tasks * tasks
+    # Distinct rows per call: concurrent transactions do not queue on one row lock.
+    await time_batch(lambda i, _task: run(db, i), cell, calls, tasks, first)
 
 
 async def _measure(direct_dsn: str, bouncer_dsn: str, rounds: int, batch: int) -> list[Cell]:
@@ -163,11 +152,6 @@ def pgbouncer_results(bench_dsn: str, pgbouncer_bench: PgBouncer) -> Results:
     return Results({(c.op, c.impl, c.loop, c.mode): c for c in cells})
 
 
-def _quantile_ms(cell: Cell, q: float) -> float:
-    ordered = sorted(cell.latencies_s)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
 def report_lines(results: Results, version: str) -> list[str]:
     """The table for docs/scaling.md: p50/p99 per call, ops/s, and ops/s ÷ direct."""
     lines = [
@@ -185,8 +169,8 @@ def report_lines(results: Results, version: str) -> list[str]:
                 if cell is None or base is None:
                     continue
                 lines.append(
-                    f"| {op} | {mode} | {target} | {_quantile_ms(cell, 0.5):.3f} | "
-                    f"{_quantile_ms(cell, 0.99):.3f} | {cell.ops_per_s:,.0f} | "
+                    f"| {op} | {mode} | {target} | {latency_ms(cell, 0.5):.3f} | "
+                    f"{latency_ms(cell, 0.99):.3f} | {cell.ops_per_s:,.0f} | "
                     f"{cell.ops_per_s / base.ops_per_s:.2f} |"
                 )
     return lines
