@@ -40,6 +40,7 @@ from etlstore.queries._executor import Executor
 from etlstore.queries.models import ExecutionStatus, TriggerKind
 from etlstore.queries.pipeline_executions import CopyPipelineExecutionsRecord
 from tests._replica_pair import Pair, replica_pair
+from tests.domain._factories import make_pipeline
 
 _LOOP: Final = "asyncio"
 _SCALE: Final = Scale(pipelines=2_000, executions=2_000, events=1_000, metrics=1_000)
@@ -100,18 +101,8 @@ def _probe_mode(interval_s: float) -> str:
 
 
 async def _new_pipeline(db: etlstore.Database) -> UUID:
-    created = await pipelines.create_pipeline(
-        db,
-        name=f"bench-replica-{uuid4().hex}",
-        description="benchmark",
-        environment_variables={},
-        schedule_expression=None,
-        timezone="UTC",
-        max_concurrent_executions=1,
-        timeout_seconds=None,
-        retry_attempts=0,
-        retry_delay_seconds=60,
-        is_paused=True,
+    created = await make_pipeline(
+        db, f"bench-replica-{uuid4().hex}", retry_delay_seconds=60, is_paused=True
     )
     return created.id
 
