@@ -30,7 +30,7 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 import etlstore
-from benchmarks._fixtures import Results, quick, replay
+from benchmarks._fixtures import Results, quick, replay, results_folder
 from benchmarks._report import latency_ms
 from benchmarks._runner import Cell, time_batch
 from tests._pgbouncer import PgBouncer, require_pgbouncer, running_pgbouncer
@@ -180,6 +180,9 @@ def test_report_pgbouncer_overhead(
     pgbouncer_results: Results, pgbouncer_bench: PgBouncer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     lines = report_lines(pgbouncer_results, pgbouncer_bench.version)
+    folder = results_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pgbouncer.md").write_text("# PgBouncer\n\n" + "\n".join(lines) + "\n")
     with capsys.disabled():
         print("\n" + "\n".join(lines))
     assert len(lines) == 4 + len(OPS) * len(MODES) * len(TARGETS)
