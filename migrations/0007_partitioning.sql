@@ -223,15 +223,18 @@ CREATE INDEX event_idempotency_keys_created_at_event_id_idx
 CREATE FUNCTION claim_pipeline_execution_idempotency_key() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- Claimed already by the inserting query (the usual case): one index probe, nothing else.
+    PERFORM FROM pipeline_execution_idempotency_keys
+    WHERE pipeline_id = NEW.pipeline_id AND idempotency_key = NEW.idempotency_key
+      AND pipeline_execution_id = NEW.id AND queued_at = NEW.queued_at;
+    IF FOUND THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO pipeline_execution_idempotency_keys
         (pipeline_id, idempotency_key, pipeline_execution_id, queued_at)
     VALUES (NEW.pipeline_id, NEW.idempotency_key, NEW.id, NEW.queued_at)
     ON CONFLICT (pipeline_id, idempotency_key) DO NOTHING;
-    IF NOT FOUND AND NOT EXISTS (
-        SELECT FROM pipeline_execution_idempotency_keys
-        WHERE pipeline_id = NEW.pipeline_id AND idempotency_key = NEW.idempotency_key
-          AND pipeline_execution_id = NEW.id AND queued_at = NEW.queued_at
-    ) THEN
+    IF NOT FOUND THEN
         RAISE unique_violation USING
             MESSAGE = 'duplicate key value violates unique constraint "pipeline_executions_idempotency_key_key"',
             DETAIL = format('Key (pipeline_id, idempotency_key)=(%s, %s) already exists.',
@@ -251,14 +254,16 @@ CREATE TRIGGER pipeline_executions_claim_idempotency_key AFTER INSERT ON pipelin
 CREATE FUNCTION claim_event_idempotency_key() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM FROM event_idempotency_keys
+    WHERE idempotency_key = NEW.idempotency_key AND event_id = NEW.id
+      AND created_at = NEW.created_at;
+    IF FOUND THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO event_idempotency_keys (idempotency_key, event_id, created_at)
     VALUES (NEW.idempotency_key, NEW.id, NEW.created_at)
     ON CONFLICT (idempotency_key) DO NOTHING;
-    IF NOT FOUND AND NOT EXISTS (
-        SELECT FROM event_idempotency_keys
-        WHERE idempotency_key = NEW.idempotency_key AND event_id = NEW.id
-          AND created_at = NEW.created_at
-    ) THEN
+    IF NOT FOUND THEN
         RAISE unique_violation USING
             MESSAGE = 'duplicate key value violates unique constraint "events_idempotency_key_key"',
             DETAIL = format('Key (idempotency_key)=(%s) already exists.', NEW.idempotency_key),
