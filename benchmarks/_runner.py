@@ -83,6 +83,28 @@ async def time_batch(
     cell.calls += calls if tasks == 1 else (calls // tasks) * tasks
 
 
+async def interleave(
+    runs: dict[str, Callable[[int, int], Awaitable[object]]],
+    cell: Callable[[str], Cell],
+    *,
+    rounds: int,
+    calls: int,
+    tasks: int,
+) -> None:
+    """A warm-up batch per target, then ``rounds`` batches each, the order rotated per round.
+
+    Rotating spreads the machine's drift (other load, caches warming) over every target alike.
+    ``runs`` maps a target to ``run(i, task)``; ``cell(target)`` is where its timings go.
+    """
+    names = list(runs)
+    for name in names:  # connections, prepared statements, caches
+        await time_batch(runs[name], Cell("warm-up", name, "", ""), calls, tasks, 0)
+    for round_number in range(rounds):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            await time_batch(runs[name], cell(name), calls, tasks, (round_number + 1) * calls)
+
+
 async def measure_operation(
     op: str,
     impls: Sequence[Implementation],

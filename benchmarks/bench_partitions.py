@@ -25,6 +25,7 @@ cell is replayed into pytest-benchmark like the other modules.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import os
@@ -46,7 +47,7 @@ from rich.console import Console
 import etlstore
 from benchmarks._fixtures import ROOT, Results, quick, replay, results_folder
 from benchmarks._report import latency_ms, machine
-from benchmarks._runner import Cell, time_batch
+from benchmarks._runner import Cell, interleave
 from etlstore._config import with_database
 from etlstore._demo_seed import Scale, seed
 from etlstore._migrations import apply_migrations
@@ -415,13 +416,13 @@ async def _measure_calls(
 
             return call
 
-        for target in TARGETS:  # connections, prepared statements, caches
-            await time_batch(on(target), Cell(op, target, _LOOP, "warm-up"), calls, 1, 0)
-        for round_number in range(plan.rounds):
-            order = TARGETS if round_number % 2 == 0 else TARGETS[::-1]
-            for target in order:
-                first = (round_number + 1) * calls
-                await time_batch(on(target), out.cell(op, target), calls, 1, first)
+        await interleave(
+            {target: on(target) for target in TARGETS},
+            functools.partial(out.cell, op),
+            rounds=plan.rounds,
+            calls=calls,
+            tasks=1,
+        )
 
 
 async def _measure_retention(

@@ -32,7 +32,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 import etlstore
 from benchmarks._fixtures import Results, quick, replay, results_folder
 from benchmarks._report import latency_ms
-from benchmarks._runner import Cell, time_batch
+from benchmarks._runner import Cell, interleave
 from tests._pgbouncer import PgBouncer, require_pgbouncer, running_pgbouncer
 
 CONCURRENCY: Final = 16
@@ -82,10 +82,10 @@ _OPERATIONS: Final[dict[str, Callable[[etlstore.Database, int], Awaitable[None]]
 }
 
 
-async def _batch(db: etlstore.Database, cell: Cell, calls: int, tasks: int, first: int) -> None:
-    run = _OPERATIONS[cell.op]
-    # Distinct rows per call: concurrent transactions do not queue on one row lock.
-    await time_batch(lambda i, _task: run(db, i), cell, calls, tasks, first)
+def _batch_of(db: etlstore.Database, op: str) -> Callable[[int, int], Awaitable[None]]:
+    """``run(i, task)`` of an operation on one target (i: distinct rows, so no lock queues)."""
+    run = _OPERATIONS[op]
+    return lambda i, _task: run(db, i)
 
 
 async def _measure(direct_dsn: str, bouncer_dsn: str, rounds: int, batch: int) -> list[Cell]:
@@ -112,13 +112,13 @@ async def _measure(direct_dsn: str, bouncer_dsn: str, rounds: int, batch: int) -
             for mode in MODES:
                 tasks = 1 if mode == "sequential" else int(mode.rpartition("_")[2])
                 by_target = {t: Cell(op, t, _LOOP, mode) for t in TARGETS}
-                for target in TARGETS:  # warm up: connections, statements, pgbouncer's pool
-                    await _batch(dbs[target], Cell(op, target, _LOOP, mode), batch, tasks, 0)
-                for round_number in range(rounds):
-                    shift = round_number % len(TARGETS)
-                    for target in (*TARGETS[shift:], *TARGETS[:shift]):
-                        first = (round_number + 1) * batch
-                        await _batch(dbs[target], by_target[target], batch, tasks, first)
+                await interleave(
+                    {t: _batch_of(dbs[t], op) for t in TARGETS},
+                    by_target.__getitem__,
+                    rounds=rounds,
+                    calls=batch,
+                    tasks=tasks,
+                )
                 cells.extend(by_target.values())
         return cells
 

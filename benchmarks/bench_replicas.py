@@ -32,7 +32,7 @@ from rich.console import Console
 import etlstore
 from benchmarks._fixtures import ROOT, Results, quick, replay, results_folder
 from benchmarks._report import latency_ms, machine, ops_ratio
-from benchmarks._runner import Cell, new_loop, time_batch
+from benchmarks._runner import Cell, interleave, new_loop
 from etlstore._demo_seed import Scale, seed
 from etlstore._embedded import EmbeddedServerError
 from etlstore.queries import pipeline_executions, pipelines
@@ -121,24 +121,6 @@ async def _wait_until(check: Callable[[], Awaitable[bool]], *, pause_s: float = 
         await asyncio.sleep(pause_s)
 
 
-async def _interleaved(
-    runs: dict[str, Callable[[int, int], Awaitable[object]]],
-    cell: Callable[[str], Cell],
-    *,
-    rounds: int,
-    calls: int,
-    tasks: int,
-) -> None:
-    """Every target a batch per round, in an order rotated per round (as ``_runner`` does)."""
-    names = list(runs)
-    for name in names:  # warm up: connections, prepared statements, caches
-        await time_batch(runs[name], Cell("warm-up", name, _LOOP, ""), calls, tasks, 0)
-    for round_number in range(rounds):
-        shift = round_number % len(names)
-        for name in names[shift:] + names[:shift]:
-            await time_batch(runs[name], cell(name), calls, tasks, (round_number + 1) * calls)
-
-
 async def _measure_get(
     db: etlstore.Database, direct: etlstore.Database, ids: list[UUID], plan: _Plan, out: _Measured
 ) -> None:
@@ -159,7 +141,7 @@ async def _measure_get(
 
         return get
 
-    await _interleaved(
+    await interleave(
         {name: run(executor) for name, executor in targets.items()},
         lambda name: out.cell("get_by_id", name, "sequential"),
         rounds=plan.get_rounds,
@@ -294,7 +276,7 @@ async def _measure_throughput(
         def cell(name: str, mode: str = mode) -> Cell:
             return out.cell("throughput", name, mode)
 
-        await _interleaved(
+        await interleave(
             {target: run(target) for target in _THROUGHPUT_TARGETS},
             cell,
             rounds=plan.throughput_rounds,
