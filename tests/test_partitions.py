@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from collections.abc import AsyncIterator, Callable
@@ -40,7 +41,7 @@ def dsn(make_database: Callable[[], str]) -> str:
 
 @pytest.fixture
 async def db(dsn: str) -> AsyncIterator[Database]:
-    async with etlstore.connect(dsn, min_size=1, max_size=2) as database:
+    async with etlstore.connect(dsn, min_size=1, max_size=8) as database:
         yield database
 
 
@@ -240,6 +241,35 @@ async def test_an_idempotency_key_is_unique_across_partitions(db: Database) -> N
     assert caught.value.table == "events"
     assert caught.value.constraint == "events_idempotency_key_key"
     assert caught.value.columns == ("idempotency_key",)
+
+
+async def test_concurrent_sends_of_one_key_store_one_row(db: Database) -> None:
+    pipeline = await make_pipeline(db)
+    # Eight at once: each waits for the first one's claim of the key, then inserts nothing.
+    ingested = await asyncio.gather(
+        *(
+            events.ingest_event(db, event_type="file.arrived", data={"n": n}, idempotency_key="k")
+            for n in range(8)
+        )
+    )
+    queued = await asyncio.gather(
+        *(
+            pipeline_executions.enqueue_pipeline_execution(
+                db,
+                pipeline_id=pipeline.id,
+                triggered_by=TriggerKind.API,
+                triggered_by_user_id=None,
+                idempotency_key="k",
+                context={},
+            )
+            for _ in range(8)
+        )
+    )
+
+    assert sum(event is not None for event in ingested) == 1
+    assert sum(execution is not None for execution in queued) == 1
+    assert await db.fetchval("SELECT count(*) FROM events WHERE idempotency_key = 'k'") == 1
+    assert await db.fetchval("SELECT count(*) FROM pipeline_executions") == 1
 
 
 async def test_an_error_in_a_partition_names_the_partitioned_table_and_its_constraint(
