@@ -192,6 +192,30 @@ def machine() -> str:
     )
 
 
+def write_side_report(
+    folder: Path, name: str, markdown: str, meta: dict[str, Any], cells: Iterable[Cell]
+) -> Path:
+    """``<name>.md`` and ``<name>.json`` (meta and every cell's latencies) of a scale-out module."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.md").write_text(markdown)
+    payload = {
+        "meta": meta,
+        "cells": [
+            {
+                "op": c.op,
+                "impl": c.impl,
+                "mode": c.mode,
+                "calls": c.calls,
+                "wall_s": c.wall_s,
+                "latencies_s": c.latencies_s,
+            }
+            for c in cells
+        ],
+    }
+    (folder / f"{name}.json").write_text(json.dumps(payload))
+    return folder / f"{name}.md"
+
+
 def summary_markdown(cells: Iterable[Cell], *, when: str, machine: str, quick: bool) -> str:
     index = _index(cells)
     settings = _settings(index)

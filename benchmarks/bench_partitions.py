@@ -46,7 +46,7 @@ from rich.console import Console
 
 import etlstore
 from benchmarks._fixtures import ROOT, Results, quick, replay, results_folder
-from benchmarks._report import latency_ms, machine
+from benchmarks._report import latency_ms, machine, write_side_report
 from benchmarks._runner import Cell, interleave
 from etlstore._config import with_database
 from etlstore._demo_seed import Scale, seed
@@ -597,31 +597,22 @@ def _markdown(measured: _Measured, when: str) -> str:
 
 
 def _write(measured: _Measured, console: Console) -> None:
-    folder = results_folder()
-    folder.mkdir(parents=True, exist_ok=True)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     markdown = _markdown(measured, when)
-    (folder / "partitions.md").write_text(markdown)
-    payload: dict[str, Any] = {
-        "meta": {"when": when, "machine": machine(), "quick": quick()},
+    meta: dict[str, Any] = {
+        "when": when,
+        "machine": machine(),
+        "quick": quick(),
         "rows_per_table": measured.plan.rows,
         "event_partitions": measured.partitions,
         "retention_rows": measured.retention_rows,
         "load_s": measured.load_s,
-        "cells": [
-            {
-                "op": c.op,
-                "target": c.impl,
-                "calls": c.calls,
-                "wall_s": c.wall_s,
-                "latencies_s": c.latencies_s,
-            }
-            for c in measured.cells.values()
-        ],
     }
-    (folder / "partitions.json").write_text(json.dumps(payload))
+    written = write_side_report(
+        results_folder(), "partitions", markdown, meta, measured.cells.values()
+    )
     console.print(markdown, soft_wrap=True, markup=False, highlight=False)
-    console.print(f"written: {(folder / 'partitions.md').relative_to(ROOT)}, partitions.json")
+    console.print(f"written: {written.relative_to(ROOT)}, partitions.json")
 
 
 # -- the tests: one measurement, replayed per cell -----------------------------------------------

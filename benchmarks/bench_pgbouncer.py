@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from datetime import UTC, datetime
 from typing import Final
 
 import asyncpg
@@ -31,7 +32,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 import etlstore
 from benchmarks._fixtures import Results, quick, replay, results_folder
-from benchmarks._report import latency_ms
+from benchmarks._report import latency_ms, machine, write_side_report
 from benchmarks._runner import Cell, interleave
 from tests._pgbouncer import PgBouncer, require_pgbouncer, running_pgbouncer
 
@@ -180,9 +181,20 @@ def test_report_pgbouncer_overhead(
     pgbouncer_results: Results, pgbouncer_bench: PgBouncer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     lines = report_lines(pgbouncer_results, pgbouncer_bench.version)
-    folder = results_folder()
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "pgbouncer.md").write_text("# PgBouncer\n\n" + "\n".join(lines) + "\n")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    meta = {
+        "when": when,
+        "machine": machine(),
+        "quick": quick(),
+        "pgbouncer": pgbouncer_bench.version,
+    }
+    write_side_report(
+        results_folder(),
+        "pgbouncer",
+        f"# PgBouncer\n\n{when}, {machine()}.\n\n" + "\n".join(lines) + "\n",
+        meta,
+        pgbouncer_results.cells.values(),
+    )
     with capsys.disabled():
         print("\n" + "\n".join(lines))
     assert len(lines) == 4 + len(OPS) * len(MODES) * len(TARGETS)

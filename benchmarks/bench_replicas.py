@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,7 +30,7 @@ from rich.console import Console
 
 import etlstore
 from benchmarks._fixtures import ROOT, Results, quick, replay, results_folder
-from benchmarks._report import latency_ms, machine, ops_ratio
+from benchmarks._report import latency_ms, machine, ops_ratio, write_side_report
 from benchmarks._runner import Cell, interleave, new_loop
 from etlstore._demo_seed import Scale, seed
 from etlstore._embedded import EmbeddedServerError
@@ -468,33 +467,23 @@ def _markdown(measured: _Measured, when: str) -> str:
 
 
 def _write(measured: _Measured, console: Console) -> None:
-    folder = results_folder()
-    folder.mkdir(parents=True, exist_ok=True)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     markdown = _markdown(measured, when)
-    (folder / "replicas.md").write_text(markdown)
-    payload: dict[str, Any] = {
-        "meta": {"when": when, "machine": machine(), "quick": quick()},
+    meta: dict[str, Any] = {
+        "when": when,
+        "machine": machine(),
+        "quick": quick(),
         "load_at_start": measured.load_at_start,
         "fallbacks": {f"{k:g}": v for k, v in measured.fallbacks.items()},
         "never_routed": {f"{k:g}": v for k, v in measured.never_routed.items()},
         "wal_bytes_per_copy": measured.wal_bytes,
         "pick_s": measured.pick_s,
-        "cells": [
-            {
-                "op": c.op,
-                "impl": c.impl,
-                "mode": c.mode,
-                "calls": c.calls,
-                "wall_s": c.wall_s,
-                "latencies_s": c.latencies_s,
-            }
-            for c in measured.cells.values()
-        ],
     }
-    (folder / "replicas.json").write_text(json.dumps(payload))
+    written = write_side_report(
+        results_folder(), "replicas", markdown, meta, measured.cells.values()
+    )
     console.print(markdown, soft_wrap=True, markup=False, highlight=False)
-    console.print(f"written: {(folder / 'replicas.md').relative_to(ROOT)}, replicas.json")
+    console.print(f"written: {written.relative_to(ROOT)}, replicas.json")
 
 
 # -- the tests: one measurement, replayed per cell -----------------------------------------------
