@@ -330,9 +330,10 @@ RETURNS TABLE (table_name text, partition_name text, action text, lower_bound ti
 LANGUAGE plpgsql
 -- Bounds are whole UTC days, weeks and months, whatever the caller's time zone.
 SET TimeZone = 'UTC'
--- DDL on a partitioned table waits for every transaction using it: fail fast instead of queueing
--- everyone behind us.
-SET lock_timeout = '5s'
+-- Creating, detaching and dropping a partition take an ACCESS EXCLUSIVE lock on the table, which
+-- waits for every transaction using it while every new query queues behind the wait: give up
+-- after 1 s (the caller tries again) rather than stall the application longer.
+SET lock_timeout = '1s'
 AS $$
 DECLARE
     policy partition_policies;

@@ -42,8 +42,8 @@ WHERE t.table_name = :table_name;
 -- (their step executions and idempotency keys go first), and expired rows in the default
 -- partition are deleted. A partition whose range already has rows in the default partition is
 -- not created: the action says so ('blocked by rows in the default partition'). Pass now() to
--- run it as of today; run it daily, inside its own transaction (it takes short ACCESS EXCLUSIVE
--- locks on the tables, with lock_timeout 5 s).
+-- run it as of today; run it daily, inside its own transaction. It takes short ACCESS EXCLUSIVE
+-- locks on the tables and waits at most 1 s for each (QueryTimeout: run it again).
 SELECT table_name AS "table_name!",
        partition_name,
        action AS "action!",

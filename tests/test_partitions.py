@@ -19,9 +19,9 @@ from etlstore import Database
 from etlstore._config import yoyo_url
 from etlstore._drift import schema_snapshot
 from etlstore._migrations import apply_migrations
-from etlstore._partitions import show
+from etlstore._partitions import maintain, show
 from etlstore.cli import main
-from etlstore.errors import Conflict, InvalidReference
+from etlstore.errors import Conflict, InvalidReference, QueryTimeout
 from etlstore.queries import events, partitions, pipeline_executions, step_executions
 from etlstore.queries.events import CopyEventsRecord
 from etlstore.queries.models import TriggerKind
@@ -318,6 +318,21 @@ async def test_a_time_bounded_query_reads_only_the_partitions_of_its_window(
     scanned = _scanned(json.loads(plan))
     # Pruned at run time, with the parameters of a generic plan: one month of five partitions.
     assert scanned == {f"events_p{month:%Y%m%d}"}
+
+
+def test_maintenance_gives_up_on_a_table_a_long_transaction_uses(dsn: str) -> None:
+    later = NOW + timedelta(days=400)
+    with psycopg.connect(dsn) as reader:
+        reader.execute("SELECT count(*) FROM events")  # its lock lasts until the transaction ends
+        with pytest.raises(QueryTimeout) as caught:
+            maintain(dsn, later, attempts=1)
+        assert caught.value.sqlstate == "55P03"  # lock_not_available
+        reader.rollback()
+
+    # Nothing of the failed run stayed (it created component_metrics' partitions first).
+    created = maintain(dsn, later)
+    assert len(created) == 12
+    assert {a.action for a in created} == {"created"}
 
 
 def test_the_command_shows_policies_and_partitions_and_rejects_a_bad_policy(

@@ -12,6 +12,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from etlstore._connect import connect
+from etlstore.errors import QueryTimeout
 from etlstore.queries import partitions
 from etlstore.queries.models import PartitionPolicy
 
@@ -61,17 +62,35 @@ def format_partitions(
     return "\n".join(lines)
 
 
-async def _maintain(dsn: str, at: datetime) -> list[partitions.MaintainPartitionsRow]:
-    async with (
-        connect(dsn, min_size=1, max_size=1, application_name="etlstore partitions") as db,
-        db.transaction() as tx,
-    ):
-        return await partitions.maintain_partitions(tx, at=at)
+async def _maintain(
+    dsn: str, at: datetime, attempts: int
+) -> list[partitions.MaintainPartitionsRow]:
+    async with connect(dsn, min_size=1, max_size=1, application_name="etlstore partitions") as db:
+        attempt = 1
+        while True:
+            try:
+                async with db.transaction() as tx:
+                    return await partitions.maintain_partitions(tx, at=at)
+            except QueryTimeout:
+                # A lock not granted within the function's lock_timeout (1 s): a long
+                # transaction uses the table. The whole run rolled back; try again shortly.
+                if attempt >= attempts:
+                    raise
+                await asyncio.sleep(attempt)
+                attempt += 1
 
 
-def maintain(dsn: str, at: datetime | None = None) -> list[partitions.MaintainPartitionsRow]:
-    """Create future partitions and retire expired ones as of ``at`` (now), in one transaction."""
-    return asyncio.run(_maintain(dsn, at or datetime.now(UTC)))
+def maintain(
+    dsn: str, at: datetime | None = None, *, attempts: int = 5
+) -> list[partitions.MaintainPartitionsRow]:
+    """Create future partitions and retire expired ones as of ``at`` (now), in one transaction.
+
+    A run that cannot get a table's lock within 1 s is rolled back and tried again, ``attempts``
+    times in all, 1, 2, 3 ... s apart; the last QueryTimeout is raised.
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    return asyncio.run(_maintain(dsn, at or datetime.now(UTC), attempts))
 
 
 def format_maintenance(actions: list[partitions.MaintainPartitionsRow]) -> str:

@@ -117,7 +117,8 @@ async def maintain_partitions(executor: Executor, *, at: datetime) -> list[Maint
     detached (their step executions and idempotency keys go first), and expired rows in the
     default partition are deleted. A partition whose range already has rows in the default
     partition is not created: the action says so ('blocked by rows in the default partition').
-    Pass now() to run it as of today; run it daily, inside its own transaction (it takes short
-    ACCESS EXCLUSIVE locks on the tables, with lock_timeout 5 s).
+    Pass now() to run it as of today; run it daily, inside its own transaction. It takes short
+    ACCESS EXCLUSIVE locks on the tables and waits at most 1 s for each (QueryTimeout: run it
+    again).
     """
     return [MaintainPartitionsRow(*r) for r in await executor.fetch(MAINTAIN_PARTITIONS, at)]
